@@ -1,0 +1,35 @@
+"""keras_vae: reusable Keras 3 components for autoencoders.
+
+Layers (`Sampling`, `KLDivergenceRegularizer`, `ClassMeanPrior`,
+`MaxPoolingWithArgmax2D`, `MaxUnpooling2D`) drop into any Keras model; the
+models (`AE`, `DAE`, `VAE`, `CVAE`) train with ``fit`` on the TensorFlow,
+JAX and PyTorch backends.
+"""
+
+from keras_vae import architectures, layers, losses, models
+from keras_vae.layers import (
+    ClassMeanPrior,
+    KLDivergenceRegularizer,
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+    Sampling,
+)
+from keras_vae.models import AE, CVAE, DAE, VAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AE",
+    "CVAE",
+    "ClassMeanPrior",
+    "DAE",
+    "KLDivergenceRegularizer",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
+    "Sampling",
+    "VAE",
+    "architectures",
+    "layers",
+    "losses",
+    "models",
+]

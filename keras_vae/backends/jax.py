@@ -1,0 +1,77 @@
+"""Stateless train_step/test_step for the JAX backend (mirrors keras' JAXTrainer).
+
+The model's loss runs inside one ``StatelessScope`` that maps every
+trainable, non-trainable (seed generators included) and metric variable to
+the values threaded through ``state``, so noise advances from step to step and
+metrics (also those of sublayers such as ``KLDivergenceRegularizer``) update.
+"""
+
+import contextlib
+
+import jax
+import keras
+
+
+class TrainStep:
+    def _stateless_loss(
+        self,
+        trainable_variables,
+        non_trainable_variables,
+        metrics_variables,
+        optimizer_variables,
+        data,
+        training,
+    ):
+        x, y, sample_weight = self.unpack_data(data)
+        mapping = (
+            list(zip(self.trainable_variables, trainable_variables))
+            + list(zip(self.non_trainable_variables, non_trainable_variables))
+            + list(zip(self.metrics_variables, metrics_variables))
+        )
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            outputs, terms = self.compute_total_loss(x, y, sample_weight, training=training)
+            logs = self.update_metrics(x, y, sample_weight, outputs, terms)
+
+        def current(variables):
+            return [
+                value if (value := scope.get_current_value(v)) is not None else v.value
+                for v in variables
+            ]
+
+        loss = terms["loss"]
+        if training and self.optimizer is not None:
+            optimizer_mapping = list(zip(self.optimizer.variables, optimizer_variables))
+            with keras.StatelessScope(state_mapping=optimizer_mapping):
+                loss = self.optimizer.scale_loss(loss)
+        return loss, (
+            logs,
+            current(self.non_trainable_variables),
+            current(self.metrics_variables),
+        )
+
+    def train_step(self, state, data):
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        gradient_fn = jax.value_and_grad(self._stateless_loss, has_aux=True)
+        (_, (logs, non_trainable, metrics_variables)), gradients = gradient_fn(
+            trainable,
+            non_trainable,
+            metrics_variables,
+            optimizer_variables,
+            data,
+            True,
+        )
+        trainable, optimizer_variables = self.optimizer.stateless_apply(
+            optimizer_variables, gradients, trainable
+        )
+        return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
+
+    def test_step(self, state, data):
+        trainable, non_trainable, metrics_variables = state
+        _, (logs, non_trainable, metrics_variables) = self._stateless_loss(
+            trainable, non_trainable, metrics_variables, None, data, False
+        )
+        return logs, (trainable, non_trainable, metrics_variables)
+
+
+def no_grad():
+    return contextlib.nullcontext()

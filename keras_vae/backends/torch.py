@@ -1,0 +1,27 @@
+"""train_step/test_step for the PyTorch backend (mirrors keras' TorchTrainer)."""
+
+import torch
+
+
+class TrainStep:
+    def train_step(self, data):
+        x, y, sample_weight = self.unpack_data(data)
+        self.zero_grad()
+        outputs, terms = self.compute_total_loss(x, y, sample_weight, training=True)
+        loss = self.optimizer.scale_loss(terms["loss"])
+        loss.backward()
+        trainable_weights = self.trainable_weights[:]
+        gradients = [variable.value.grad for variable in trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+            return self.update_metrics(x, y, sample_weight, outputs, terms)
+
+    def test_step(self, data):
+        x, y, sample_weight = self.unpack_data(data)
+        with torch.no_grad():
+            outputs, terms = self.compute_total_loss(x, y, sample_weight, training=False)
+            return self.update_metrics(x, y, sample_weight, outputs, terms)
+
+
+def no_grad():
+    return torch.no_grad()

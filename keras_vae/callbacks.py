@@ -1,0 +1,322 @@
+"""Training callbacks: KL warm-up (beta annealing) and a sample-grid writer.
+
+Both work on the TensorFlow, JAX and PyTorch backends.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_vae import plotting
+
+__all__ = ["KLWarmup", "SampleGrid", "find_kl_weights"]
+
+
+def find_kl_weights(model: keras.Model) -> list[keras.Variable]:
+    """Returns the KL-weight variables a `KLWarmup` would anneal in ``model``.
+
+    ``model.kl_weight`` when the model has one (keras_vae's VAE and CVAE); otherwise the
+    ``kl_weight`` variable of every layer that has one, searched recursively (for example
+    `keras_vae.layers.KLDivergenceRegularizer` inside a functional model).
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        A list of scalar `keras.Variable`s, possibly empty.
+    """
+    own = getattr(model, "kl_weight", None)
+    if isinstance(own, keras.Variable):
+        return [own]
+    found: dict[int, keras.Variable] = {}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        variable = getattr(layer, "kl_weight", None)
+        if isinstance(variable, keras.Variable):
+            found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
+def _write_image_summary(writer, tag: str, png: bytes, step: int) -> None:
+    """Writes a PNG as a TensorBoard image summary, as `tf.summary.image` would.
+
+    `tf.summary.image` lives in the `tensorboard` package, which TensorFlow no longer installs;
+    the event format (a ``[width, height, png]`` string tensor tagged for the "images" plugin)
+    only needs TensorFlow's core `tf.summary.write`.
+    """
+    import tensorflow as tf
+
+    width, height = struct.unpack(">II", png[16:24])  # from the PNG's IHDR chunk
+    metadata = tf.compat.v1.SummaryMetadata(
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="images")
+    )
+    with writer.as_default():
+        tf.summary.write(
+            tag, tf.constant([str(width), str(height), png]), step=step, metadata=metadata
+        )
+    writer.flush()
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Anneals the KL weight (beta) linearly from ``start`` to ``end`` during the first epochs.
+
+    Starting a VAE with a small KL weight lets the decoder learn to use the code before the KL
+    term pulls the posterior onto the prior (Bowman et al. 2016; Sønderby et al. 2016), which
+    helps against posterior collapse. The weight at global training step ``s`` (counted from
+    epoch 0, so ``initial_epoch`` resumes the schedule) is
+    ``start + (end - start) * min(1, s / (warmup_epochs * steps_per_epoch))``: the first batch
+    trains with ``start`` and every batch from epoch ``warmup_epochs`` on with ``end``.
+    With ``per_batch=False`` (or when ``fit`` cannot know the steps per epoch) the weight
+    changes once per epoch: epoch ``e`` trains with
+    ``start + (end - start) * min(1, e / warmup_epochs)``.
+
+    The callback assigns to the KL-weight variables, so no recompilation is needed:
+    ``model.kl_weight`` of keras_vae's `VAE` and `CVAE`, or, when the model has none, the
+    ``kl_weight`` variable of every layer that has one (such as
+    `keras_vae.layers.KLDivergenceRegularizer` inside your own functional model). The value
+    used in the epoch's last batch is logged as ``logs["kl_weight"]``, so it shows in the
+    progress bar and in ``History``.
+
+    Args:
+        warmup_epochs: number of epochs to go from ``start`` to ``end``; ``0`` sets ``end``
+            at once.
+        start: the weight at the first step.
+        end: the weight after warm-up. Defaults to the value each variable holds when
+            training first begins (the ``kl_weight``/``weight`` the model was built with).
+        per_batch: update the weight before every batch (smooth) rather than every epoch.
+
+    Example:
+
+    ```python
+    vae = keras_vae.VAE(encoder, decoder)  # kl_weight 1.0
+    vae.compile(optimizer="adam")
+    history = vae.fit(x_train, epochs=30, callbacks=[KLWarmup(warmup_epochs=10)])
+    history.history["kl_weight"]  # 0.0 ... rising to 1.0 by epoch 11
+    ```
+    """
+
+    def __init__(
+        self,
+        warmup_epochs: int = 10,
+        start: float = 0.0,
+        end: float | None = None,
+        per_batch: bool = True,
+    ):
+        super().__init__()
+        if isinstance(warmup_epochs, bool) or int(warmup_epochs) != warmup_epochs:
+            raise ValueError(
+                f"`warmup_epochs` must be an integer >= 0; received {warmup_epochs!r}."
+            )
+        if warmup_epochs < 0:
+            raise ValueError(f"`warmup_epochs` must be >= 0; received {warmup_epochs}.")
+        if start < 0 or (end is not None and end < 0):
+            raise ValueError(f"KL weights must be >= 0; received start={start}, end={end}.")
+        self.warmup_epochs = int(warmup_epochs)
+        self.start = float(start)
+        self.end = None if end is None else float(end)
+        self.per_batch = bool(per_batch)
+        self._variables: list[keras.Variable] = []
+        self._ends: list[float] | None = None
+        self._steps_per_epoch: int | None = None
+        self._epoch = 0
+        self._current: float | None = None
+
+    def weight_at(self, epoch: int, batch: int = 0) -> float:
+        """The fraction of the way from ``start`` to ``end`` at ``(epoch, batch)``, in [0, 1]."""
+        if self.warmup_epochs == 0:
+            return 1.0
+        if self._steps_per_epoch:
+            step = epoch * self._steps_per_epoch + batch
+            return min(1.0, step / (self.warmup_epochs * self._steps_per_epoch))
+        return min(1.0, epoch / self.warmup_epochs)
+
+    def on_train_begin(self, logs=None):
+        self._variables = find_kl_weights(self.model)
+        if not self._variables:
+            raise ValueError(
+                "KLWarmup found no KL weight to anneal: the model has no `kl_weight` "
+                "variable and none of its layers has one. Use a keras_vae VAE/CVAE or add a "
+                "keras_vae.layers.KLDivergenceRegularizer to the model."
+            )
+        if self._ends is None or len(self._ends) != len(self._variables):
+            # Read once: a second fit() must not take a half-annealed value as its target.
+            self._ends = [
+                self.end if self.end is not None else float(keras.ops.convert_to_numpy(v.value))
+                for v in self._variables
+            ]
+        steps = (self.params or {}).get("steps")
+        self._steps_per_epoch = None
+        if self.per_batch:
+            if steps:
+                self._steps_per_epoch = int(steps)
+            else:
+                warnings.warn(
+                    "KLWarmup(per_batch=True) could not read the number of steps per epoch "
+                    "from fit(); annealing once per epoch instead. Pass `steps_per_epoch` to "
+                    "fit() for per-batch annealing.",
+                    stacklevel=2,
+                )
+        self._current = None
+
+    def _assign(self, fraction: float) -> None:
+        if fraction == self._current:
+            return  # nothing changes; on JAX this also spares a state sync per batch
+        # On JAX, reading `self.model` syncs the trainer's state back into the variables and
+        # makes the next step re-read them, so the assignment below reaches the train step.
+        _ = self.model
+        for variable, end in zip(self._variables, self._ends):
+            variable.assign(np.float32(self.start + (end - self.start) * fraction))
+        self._current = fraction
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._assign(self.weight_at(epoch, 0))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._steps_per_epoch:
+            self._assign(self.weight_at(self._epoch, batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._variables:
+            logs["kl_weight"] = float(keras.ops.convert_to_numpy(self._variables[0].value))
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes a grid of generated (or reconstructed) images every few epochs.
+
+    What the grid shows depends on the arguments and the model:
+
+    - ``x`` given: reconstructions of that fixed batch, ``model.reconstruct(x)`` (or
+      ``model.reconstruct(x, labels)`` when ``labels`` is given too); the choice for AE and
+      DAE, which cannot generate.
+    - a conditional model (with ``num_classes``): ``model.generate(labels, seed=seed)``, with
+      ``labels`` defaulting to each class repeated ``n // num_classes`` times (one row per
+      class).
+    - otherwise: ``model.generate(n, seed=seed)``.
+
+    The same seed every time shows how the same codes evolve during training. Files are
+    ``{directory}/samples_epoch_{epoch:03d}.png`` with 1-based epochs, as Keras' progress bar
+    counts. With ``tensorboard_dir``, the same picture is also logged as the image summary
+    ``"samples"`` at the 0-based step ``epoch``, as Keras' `TensorBoard` callback counts
+    (through TensorFlow's summary writer, which works on every backend and does not need the
+    `tensorboard` package; viewing the logs does).
+
+    Args:
+        directory: folder for the PNG files (created if needed).
+        every: write after every ``every``-th epoch (and never otherwise).
+        n: number of samples for ``model.generate(n)``, or the total for the default CVAE
+            labels.
+        seed: seed passed to ``generate``.
+        labels: integer labels for a conditional model.
+        x: a fixed batch of inputs to reconstruct instead of generating.
+        tensorboard_dir: log directory for a TensorBoard image summary, or `None`.
+        ncols: images per row; defaults to one row per class for conditional models and about
+            ``sqrt(n)`` otherwise.
+
+    Example:
+
+    ```python
+    vae.fit(
+        x_train,
+        epochs=20,
+        callbacks=[SampleGrid("runs/vae/samples", every=5, tensorboard_dir="runs/vae/tb")],
+    )
+    # runs/vae/samples/samples_epoch_005.png, ..._010.png, ..._015.png, ..._020.png
+    ```
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        every: int = 1,
+        n: int = 64,
+        seed: int | None = 0,
+        labels: Any | None = None,
+        tensorboard_dir: str | os.PathLike | None = None,
+        x: Any | None = None,
+        ncols: int | None = None,
+    ):
+        super().__init__()
+        for name, value in (("every", every), ("n", n)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+        if ncols is not None and (int(ncols) != ncols or ncols < 1):
+            raise ValueError(f"`ncols` must be a positive integer; received {ncols!r}.")
+        self.directory = os.fspath(directory)
+        self.every = int(every)
+        self.n = int(n)
+        self.seed = seed
+        self.labels = None if labels is None else np.asarray(labels).astype("int32")
+        self.x = x
+        self.tensorboard_dir = None if tensorboard_dir is None else os.fspath(tensorboard_dir)
+        self.ncols = ncols
+        if self.x is not None and self.labels is not None and len(self.labels) != len(self.x):
+            raise ValueError(
+                f"`labels` has {len(self.labels)} entries but `x` has {len(self.x)} examples."
+            )
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if self.x is None and not callable(getattr(model, "generate", None)):
+            raise ValueError(
+                f"SampleGrid: {type(model).__name__} has no `generate`; pass a fixed batch "
+                "`x=` to show its reconstructions instead."
+            )
+        if self.x is not None and not callable(getattr(model, "reconstruct", None)):
+            raise ValueError(f"SampleGrid: {type(model).__name__} has no `reconstruct`.")
+        if self.x is not None and self.labels is None and hasattr(model, "num_classes"):
+            raise ValueError(
+                "SampleGrid: a conditional model reconstructs `x` with its labels; pass "
+                "`labels=` along with `x=`."
+            )
+        os.makedirs(self.directory, exist_ok=True)
+        if self.tensorboard_dir is not None and self._writer is None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(self.tensorboard_dir)
+
+    def _images_and_columns(self, model) -> tuple[np.ndarray, int, str]:
+        if self.x is not None:
+            if self.labels is not None:
+                images = model.reconstruct(self.x, self.labels)
+            else:
+                images = model.reconstruct(self.x)
+            count = len(self.x)
+            return images, self.ncols or math.ceil(math.sqrt(count)), "Reconstructions"
+        num_classes = getattr(model, "num_classes", None)
+        if num_classes is not None:
+            labels = self.labels
+            ncols = self.ncols
+            if labels is None:
+                per_class = max(1, self.n // int(num_classes))
+                labels = np.repeat(np.arange(int(num_classes), dtype="int32"), per_class)
+                ncols = ncols or per_class
+            images = model.generate(labels, seed=self.seed)
+            return images, ncols or math.ceil(math.sqrt(len(labels))), "Samples"
+        images = model.generate(self.n, seed=self.seed)
+        return images, self.ncols or math.ceil(math.sqrt(self.n)), "Samples"
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        images, ncols, kind = self._images_and_columns(self.model)
+        path = os.path.join(self.directory, f"samples_epoch_{epoch + 1:03d}.png")
+        fig = plotting.sample_grid(
+            images, ncols=ncols, path=path, title=f"{kind}, epoch {epoch + 1}"
+        )
+        if self._writer is not None:
+            buffer = io.BytesIO()
+            plotting.save_png(fig, buffer)
+            _write_image_summary(self._writer, "samples", buffer.getvalue(), step=epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()

@@ -1,0 +1,14 @@
+"""Drop-in Keras layers for variational and unpooling autoencoders."""
+
+from keras_vae.layers.class_mean_prior import ClassMeanPrior
+from keras_vae.layers.kl_divergence import KLDivergenceRegularizer
+from keras_vae.layers.sampling import Sampling
+from keras_vae.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+__all__ = [
+    "ClassMeanPrior",
+    "KLDivergenceRegularizer",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
+    "Sampling",
+]

@@ -1,0 +1,350 @@
+"""What AE, DAE, VAE and CVAE share: data unpacking, loss bookkeeping, numpy API, config."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vae import losses as vae_losses
+from keras_vae.backends import TrainStep, no_grad
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def _as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _check_layer(value, name):
+    if not isinstance(value, keras.layers.Layer):
+        raise ValueError(
+            f"`{name}` must be a Keras layer or model, received {type(value).__name__}: {value!r}"
+        )
+
+
+class BaseAutoencoder(TrainStep, keras.Model):
+    """Base class of the keras_vae models; subclasses only state their losses.
+
+    A subclass sets ``num_latent_outputs`` (how many leading encoder outputs
+    describe the latent code: 1 for a code, 2 for ``[z_mean, z_log_var]``)
+    and implements `compute_loss_terms`. Encoder outputs beyond those (for
+    example the argmax indices of `MaxPoolingWithArgmax2D`) are passed to the
+    decoder as ``decoder([z, *extras])``: SegNet-style unpooling decoders.
+
+    The backend-specific ``train_step``/``test_step`` come from
+    `keras_vae.backends`; they call `compute_total_loss` and `update_metrics`.
+    """
+
+    num_latent_outputs = 1
+    loss_terms = ("reconstruction_loss",)
+
+    def __init_subclass__(cls, **kwargs):
+        # Build once the outermost __init__ has created all state, when the encoder's input
+        # shape is known: every variable then exists before fit, save or load.
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        original_init = cls.__init__
+
+        @functools.wraps(original_init)
+        def __init__(self, *args, **kwargs):
+            depth = self.__dict__.get("_init_depth", 0)
+            self.__dict__["_init_depth"] = depth + 1
+            try:
+                original_init(self, *args, **kwargs)
+            finally:
+                self.__dict__["_init_depth"] = depth
+            if depth == 0 and getattr(self.encoder, "inputs", None):
+                self._ensure_built()
+
+        cls.__init__ = __init__
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        reconstruction_loss="mse",
+        from_logits: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_layer(encoder, "encoder")
+        _check_layer(decoder, "decoder")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.reconstruction_loss = reconstruction_loss
+        self.from_logits = bool(from_logits)
+        self._reconstruction_fn = vae_losses.get_reconstruction_loss(
+            reconstruction_loss, from_logits=self.from_logits
+        )
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.latent_shape = None
+        self.data_shape = None
+        self._decoder_needs_extras = False
+
+    # ----------------------------------------------------------------- building
+    def _ensure_built(self):
+        """Builds from the encoder's input shape, for numpy methods called before fit."""
+        if self.built:
+            return
+        inputs = getattr(self.encoder, "inputs", None)
+        if not inputs:
+            raise ValueError(
+                f"{type(self).__name__} is not built yet and its encoder has no known input "
+                "shape: call fit(), predict() or build(input_shape) first."
+            )
+        self.build((None,) + tuple(inputs[0].shape[1:]))
+
+    def build(self, input_shape):
+        data_spec = keras.KerasTensor(tuple(input_shape), dtype="float32")
+        labels = self._symbolic_labels(data_spec)
+        latents, extras = self._split_encoder_outputs(self._call_encoder(data_spec, labels))
+        self.data_shape = tuple(input_shape[1:])
+        self.latent_shape = tuple(latents[0].shape[1:])
+        self._decoder_needs_extras = bool(extras)
+        self._build_extras(latents)
+        self._decode_raw(latents[0], extras, labels=labels)
+
+    def _symbolic_labels(self, data_spec):
+        return None
+
+    def _build_extras(self, latents):
+        """Hook for subclasses that own layers sized by the latent space."""
+
+    # ------------------------------------------------------------ forward pieces
+    def _call_encoder(self, x, labels=None, training=False):
+        return self.encoder(x, training=training)
+
+    def _split_encoder_outputs(self, outputs):
+        outputs = _as_list(outputs)
+        if len(outputs) < self.num_latent_outputs:
+            raise ValueError(
+                f"{type(self).__name__} expects its encoder to return "
+                f"{self.num_latent_outputs} latent tensor(s) (then optional extras for the "
+                f"decoder); the encoder returned {len(outputs)}."
+            )
+        return outputs[: self.num_latent_outputs], outputs[self.num_latent_outputs :]
+
+    def _decode_raw(self, z, extras=(), labels=None, training=False):
+        decoder_inputs = [z, *extras] if extras else z
+        return self.decoder(decoder_inputs, training=training)
+
+    def to_data_space(self, raw_outputs):
+        """Maps decoder outputs to data space: a sigmoid for Bernoulli logits."""
+        if self.reconstruction_loss == "bernoulli" and self.from_logits:
+            return ops.sigmoid(ops.cast(raw_outputs, "float32"))
+        return raw_outputs
+
+    # -------------------------------------------------------------------- losses
+    def compute_loss_terms(self, x, y=None, sample_weight=None, training=False, noise=None):
+        """Runs the model on a batch and returns ``(decoder_outputs, terms)``.
+
+        ``terms`` maps ``"loss"`` (the scalar to minimise) and each name in
+        ``loss_terms`` to float32 scalars: per-example sums, averaged over the
+        batch. ``noise`` replaces the model's random draws (for tests and
+        reproducible evaluation). Subclasses implement this.
+        """
+        raise NotImplementedError
+
+    def compute_total_loss(self, x, y, sample_weight, training):
+        """`compute_loss_terms` plus the losses the encoder/decoder add themselves."""
+        outputs, terms = self.compute_loss_terms(x, y, sample_weight, training=training)
+        layer_losses = self.losses
+        if layer_losses:
+            extra = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in layer_losses]))
+            terms = {**terms, "loss": terms["loss"] + extra}
+        return outputs, terms
+
+    def reconstruction_term(self, target, raw_outputs, sample_weight=None):
+        return vae_losses.reduce_over_batch(
+            self._reconstruction_fn(target, raw_outputs), sample_weight
+        )
+
+    # ----------------------------------------------------------- bookkeeping
+    def unpack_data(self, data):
+        return keras.utils.unpack_x_y_sample_weight(data)
+
+    def _metric_target(self, x, y):
+        return x if y is None else y
+
+    def update_metrics(self, x, y, sample_weight, outputs, terms):
+        batch_size = ops.shape(_as_list(x)[0])[0]
+        self._loss_tracker.update_state(terms["loss"], sample_weight=batch_size)
+        for name in self.loss_terms:
+            getattr(self, f"{name}_tracker").update_state(terms[name], sample_weight=batch_size)
+        if self._compile_metrics is not None:
+            return self.compute_metrics(
+                x,
+                self._metric_target(x, y),
+                self.to_data_space(outputs),
+                sample_weight=sample_weight,
+            )
+        return self.get_metrics_result()
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Like `keras.Model.compile`; the loss is the model's own (set in the constructor)."""
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} computes its own loss; pass reconstruction_loss= to "
+                f"the constructor instead of loss={loss!r} to compile()."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+        if self.built and self._compile_metrics is not None:
+            # Built here so Keras need not call the model symbolically on x alone.
+            spec = keras.KerasTensor((None, *self.data_shape), dtype="float32")
+            self._compile_metrics.build(spec, spec)
+
+    # ------------------------------------------------------------------- call
+    def call(self, inputs, training=False):
+        """Deterministic reconstruction (from the posterior mean for VAEs)."""
+        latents, extras = self._split_encoder_outputs(self._call_encoder(inputs, training=training))
+        raw = self._decode_raw(latents[0], extras, training=training)
+        return self.to_data_space(raw)
+
+    # --------------------------------------------------------------- numpy API
+    def _batched(self, fn, arrays, batch_size=None):
+        """Applies ``fn`` to slices of numpy ``arrays``; returns numpy (or a tuple)."""
+        batch_size = batch_size or DEFAULT_BATCH_SIZE
+        arrays = [np.asarray(a) for a in arrays]
+        count = len(arrays[0])
+        for array in arrays[1:]:
+            if len(array) != count:
+                raise ValueError(
+                    f"All inputs must have the same number of examples; received "
+                    f"{[len(a) for a in arrays]}."
+                )
+        chunks = []
+        with no_grad():
+            for start in range(0, max(count, 1), batch_size):
+                parts = [a[start : start + batch_size] for a in arrays]
+                result = fn(*[ops.convert_to_tensor(p) for p in parts])
+                chunks.append(
+                    tuple(ops.convert_to_numpy(r) for r in result)
+                    if isinstance(result, (list, tuple))
+                    else ops.convert_to_numpy(result)
+                )
+        if isinstance(chunks[0], tuple):
+            return tuple(np.concatenate(parts) for parts in zip(*chunks))
+        return np.concatenate(chunks)
+
+    def _check_data(self, x, name="x"):
+        x = np.asarray(x)
+        if self.data_shape is not None and tuple(x.shape[1:]) != tuple(self.data_shape):
+            raise ValueError(
+                f"{name} must have shape (batch, {', '.join(map(str, self.data_shape))}); "
+                f"received {x.shape}."
+            )
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"{name} must be numeric; received dtype {x.dtype}.")
+        return x.astype("float32", copy=False)
+
+    def _check_latent(self, z):
+        z = np.asarray(z, dtype="float32")
+        if self.latent_shape is not None and tuple(z.shape[1:]) != tuple(self.latent_shape):
+            raise ValueError(
+                f"z must have shape (batch, {', '.join(map(str, self.latent_shape))}); "
+                f"received {z.shape}."
+            )
+        return z
+
+    def _require_plain_decoder(self, what):
+        if getattr(self, "_decoder_needs_extras", False):
+            raise ValueError(
+                f"{what} is not available: this decoder also needs the encoder's extra "
+                "outputs (for example the argmax of MaxPoolingWithArgmax2D); use reconstruct()."
+            )
+
+    def encode(self, x, batch_size=None):
+        """Encodes numpy ``x``: codes (AE/DAE) or ``(z_mean, z_log_var)`` (VAE)."""
+        self._ensure_built()
+        x = self._check_data(x)
+
+        def fn(batch):
+            latents, _ = self._split_encoder_outputs(self._call_encoder(batch))
+            return latents[0] if len(latents) == 1 else tuple(latents)
+
+        return self._batched(fn, [x], batch_size)
+
+    def decode(self, z, batch_size=None):
+        """Decodes numpy latents ``z`` to data space (probabilities for Bernoulli)."""
+        self._ensure_built()
+        self._require_plain_decoder("decode()")
+        z = self._check_latent(z)
+        return self._batched(lambda b: self.to_data_space(self._decode_raw(b)), [z], batch_size)
+
+    def reconstruct(self, x, batch_size=None):
+        """Deterministic reconstructions of numpy ``x`` (the same as ``predict``)."""
+        self._ensure_built()
+        x = self._check_data(x)
+        return self._batched(lambda b: self(b, training=False), [x], batch_size)
+
+    def interpolate(self, x_a, x_b, steps=8, batch_size=None):
+        """Decodes ``steps`` points on the line between the codes of ``x_a`` and ``x_b``.
+
+        ``x_a`` and ``x_b`` are single examples (shape of one datum) or batches of
+        equal size; returns ``(steps, ...)`` or ``(batch, steps, ...)``.
+        """
+        self._ensure_built()
+        self._require_plain_decoder("interpolate()")
+        single = np.ndim(x_a) == len(self.data_shape or np.shape(x_a))
+        x_a = np.asarray(x_a)[None] if single else np.asarray(x_a)
+        x_b = np.asarray(x_b)[None] if single else np.asarray(x_b)
+        code_a, code_b = self._interpolation_codes(x_a, x_b, batch_size)
+        weights = np.linspace(0.0, 1.0, int(steps), dtype="float32")
+        weights = weights.reshape((1, -1) + (1,) * (code_a.ndim - 1))
+        path = code_a[:, None] * (1.0 - weights) + code_b[:, None] * weights
+        flat = path.reshape((-1,) + path.shape[2:])
+        images = self.decode(flat, batch_size=batch_size)
+        images = images.reshape(path.shape[:2] + images.shape[1:])
+        return images[0] if single else images
+
+    def _interpolation_codes(self, x_a, x_b, batch_size):
+        code_a, code_b = self.encode(x_a, batch_size), self.encode(x_b, batch_size)
+        if isinstance(code_a, tuple):  # (z_mean, z_log_var): interpolate the means
+            return code_a[0], code_b[0]
+        return code_a, code_b
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        loss = self.reconstruction_loss
+        if callable(loss):
+            loss = keras.saving.serialize_keras_object(loss)
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "reconstruction_loss": loss,
+            "from_logits": self.from_logits,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(
+                config[key], custom_objects=custom_objects
+            )
+        if isinstance(config.get("reconstruction_loss"), dict):
+            config["reconstruction_loss"] = keras.saving.deserialize_keras_object(
+                config["reconstruction_loss"], custom_objects=custom_objects
+            )
+        return cls(**config)
+
+
+def standard_normal(shape, seed=None):
+    """Numpy standard-normal noise: the same draws for the same seed on every backend."""
+    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+
+
+def check_count(n, name="n"):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"`{name}` must be a positive integer, received {n!r}")
+    return int(n)
+
+
+def prod(shape):
+    return int(math.prod(shape))

@@ -1,0 +1,271 @@
+"""The class-conditional variational autoencoder."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vae.layers import ClassMeanPrior
+from keras_vae.models.base import standard_normal
+from keras_vae.models.vae import VAE
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class CVAE(VAE):
+    """Class-conditional VAE whose prior is a learned mean per class, ``N(mu_y, I)``.
+
+    Data are ``(x, labels)`` (``fit(x, labels)`` or a dataset of pairs);
+    labels are integers in ``[0, num_classes)`` (shape ``(batch,)`` or
+    ``(batch, 1)``) or one-hot. The KL term is
+    ``0.5 * sum((mu - mu_y)**2 + sigma**2 - log sigma**2 - 1)``
+    (`ClassMeanPrior` + `KLDivergenceRegularizer`), so each class gets its own
+    region of latent space and ``generate(labels)`` decodes ``mu_y + eps``.
+
+    Which variant fits:
+
+    * ``condition_encoder=False, condition_decoder=False`` (default): the
+      label acts only through the prior. The decoder is an ordinary VAE
+      decoder, latents stay class-clustered (good for latent plots,
+      classification by nearest class mean), and generation is steered by
+      the class mean alone; classes whose images are alike can blend.
+    * ``condition_decoder=True`` (Sohn et al. 2015): the decoder also sees
+      the one-hot label, ``decoder([z, one_hot])``; generation follows the
+      label most faithfully, and the latent can code style apart from class.
+    * ``condition_encoder=True``: the encoder sees ``[x, one_hot]`` as in
+      Sohn et al.'s ``q(z | x, y)``; use it together with
+      ``condition_decoder`` for the full CVAE.
+
+    `architectures.mlp` / `architectures.conv` with ``num_classes=`` build
+    matching conditional encoders and decoders.
+
+    Args:
+        encoder, decoder: as in `VAE` (taking ``[x, one_hot]`` /
+            ``[z, one_hot]`` when conditioned).
+        num_classes: int >= 2, number of classes.
+        condition_encoder: feed the one-hot label to the encoder.
+        condition_decoder: feed the one-hot label to the decoder.
+        beta, reconstruction_loss, from_logits, free_bits, seed: as in `VAE`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_vae import CVAE, architectures
+    >>> encoder, decoder = architectures.mlp((16,), latent_dim=2, hidden_units=(32,))
+    >>> cvae = CVAE(encoder, decoder, num_classes=3)
+    >>> cvae.compile(optimizer="adam")
+    >>> x, labels = np.random.rand(60, 16), np.arange(60) % 3
+    >>> sorted(cvae.fit(x, labels, epochs=1, verbose=0).history)
+    ['kl_loss', 'loss', 'reconstruction_loss']
+    >>> cvae.generate(np.array([0, 1, 2]), seed=0).shape
+    (3, 16)
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        num_classes,
+        condition_encoder=False,
+        condition_decoder=False,
+        beta=1.0,
+        reconstruction_loss="bernoulli",
+        from_logits=True,
+        free_bits=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2, received {num_classes!r}")
+        super().__init__(
+            encoder,
+            decoder,
+            beta=beta,
+            reconstruction_loss=reconstruction_loss,
+            from_logits=from_logits,
+            free_bits=free_bits,
+            seed=seed,
+            **kwargs,
+        )
+        self.num_classes = num_classes
+        self.condition_encoder = bool(condition_encoder)
+        self.condition_decoder = bool(condition_decoder)
+        self.prior = None
+
+    # ----------------------------------------------------------- conditioning
+    def _one_hot(self, labels):
+        if len(labels.shape) == 2 and labels.shape[-1] == self.num_classes:
+            return ops.cast(labels, "float32")
+        indices = ops.cast(ops.reshape(labels, (-1,)), "int32")
+        return ops.one_hot(indices, self.num_classes)
+
+    def _symbolic_labels(self, data_spec):
+        return keras.KerasTensor((data_spec.shape[0],), dtype="int32")
+
+    def _build_extras(self, latents):
+        super()._build_extras(latents)
+        if self.prior is not None:
+            return
+        if len(self.latent_shape) != 1:
+            raise ValueError(
+                f"CVAE needs a flat latent space (batch, latent_dim); the encoder gives "
+                f"{latents[0].shape}."
+            )
+        self.prior = ClassMeanPrior(self.num_classes, self.latent_shape[0], name="class_prior")
+        self.prior.build((None,))
+
+    def _call_encoder(self, x, labels=None, training=False):
+        if self.condition_encoder:
+            return self.encoder([x, self._one_hot(labels)], training=training)
+        return self.encoder(x, training=training)
+
+    def _decode_raw(self, z, extras=(), labels=None, training=False):
+        if self.condition_decoder:
+            return self.decoder([z, self._one_hot(labels), *extras], training=training)
+        return super()._decode_raw(z, extras, training=training)
+
+    def _prior_mean(self, labels):
+        return self.prior(labels)
+
+    def _labels_and_target(self, x, y):
+        if y is None:
+            raise ValueError(
+                "CVAE needs labels: fit(x, labels) or a dataset of (x, labels) pairs."
+            )
+        return y, x
+
+    def _metric_target(self, x, y):
+        return x
+
+    def build(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
+            input_shape = input_shape[0]
+        super().build(input_shape)
+
+    def _ensure_built(self):
+        if self.built:
+            return
+        inputs = getattr(self.encoder, "inputs", None)
+        if inputs:
+            self.build((None,) + tuple(inputs[0].shape[1:]))
+            return
+        super()._ensure_built()
+
+    def call(self, inputs, training=False):
+        """Deterministic reconstruction of ``[x, labels]``."""
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 2:
+            x, labels = inputs
+        elif self.condition_encoder or self.condition_decoder:
+            raise ValueError("This CVAE conditions on the label: call it on [x, labels].")
+        else:  # the label only shapes the prior, not the reconstruction
+            x, labels = inputs, None
+        latents, extras = self._split_encoder_outputs(
+            self._call_encoder(x, labels, training=training)
+        )
+        return self.to_data_space(
+            self._decode_raw(latents[0], extras, labels=labels, training=training)
+        )
+
+    # --------------------------------------------------------------- numpy API
+    def check_labels(self, labels, count=None):
+        """Validates numpy labels (range, shape) and returns int32 or one-hot float32."""
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == self.num_classes and labels.shape[1] != 1:
+            labels = labels.astype("float32")
+        else:
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            if labels.ndim != 1:
+                raise ValueError(
+                    f"labels must have shape (batch,), (batch, 1) or (batch, "
+                    f"{self.num_classes}); received {labels.shape}."
+                )
+            if not np.issubdtype(labels.dtype, np.integer):
+                if not np.all(np.mod(labels, 1) == 0):
+                    raise ValueError(f"labels must be integers; received dtype {labels.dtype}.")
+            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"labels must lie in [0, {self.num_classes}); received values from "
+                    f"{labels.min()} to {labels.max()}."
+                )
+            labels = labels.astype("int32")
+        if count is not None and len(labels) != count:
+            raise ValueError(
+                f"Expected {count} labels (one per example); received {len(labels)}."
+            )
+        return labels
+
+    def encode(self, x, labels=None, batch_size=None):
+        """``(z_mean, z_log_var)`` of numpy ``x`` (labels needed if ``condition_encoder``)."""
+        self._ensure_built()
+        x = self._check_data(x)
+        if not self.condition_encoder:
+            return super().encode(x, batch_size=batch_size)
+        if labels is None:
+            raise ValueError("This CVAE conditions its encoder: encode(x, labels).")
+        labels = self.check_labels(labels, len(x))
+
+        def fn(batch, batch_labels):
+            latents, _ = self._split_encoder_outputs(self._call_encoder(batch, batch_labels))
+            return tuple(latents)
+
+        return self._batched(fn, [x, labels], batch_size)
+
+    def decode(self, z, labels=None, batch_size=None):
+        """Decodes numpy latents (labels needed if ``condition_decoder``)."""
+        self._ensure_built()
+        z = self._check_latent(z)
+        if not self.condition_decoder:
+            return super().decode(z, batch_size=batch_size)
+        if labels is None:
+            raise ValueError("This CVAE conditions its decoder: decode(z, labels).")
+        labels = self.check_labels(labels, len(z))
+        return self._batched(
+            lambda b, lab: self.to_data_space(self._decode_raw(b, labels=lab)),
+            [z, labels],
+            batch_size,
+        )
+
+    def reconstruct(self, x, labels, batch_size=None):
+        """Deterministic reconstructions of numpy ``x`` with their ``labels``."""
+        self._ensure_built()
+        x = self._check_data(x)
+        labels = self.check_labels(labels, len(x))
+        return self._batched(lambda b, lab: self([b, lab]), [x, labels], batch_size)
+
+    def class_means(self):
+        """The learned prior means, numpy ``(num_classes, latent_dim)``."""
+        self._ensure_built()
+        return ops.convert_to_numpy(self.prior.class_means)
+
+    def generate(self, labels, seed=None, batch_size=None):
+        """Decodes ``mu_y + eps`` for each label; numpy ``(len(labels), *data_shape)``."""
+        self._ensure_built()
+        labels = self.check_labels(labels)
+        if labels.ndim == 2:
+            means = labels @ self.class_means()
+        else:
+            means = self.class_means()[labels]
+        z = means + standard_normal(means.shape, seed)
+        return self.decode(z, labels, batch_size=batch_size)
+
+    def interpolate(self, x_a, x_b, steps=8, labels_a=None, labels_b=None, batch_size=None):
+        """Interpolates between posterior means; decoding uses ``labels_a``."""
+        raise_if = self.condition_decoder or self.condition_encoder
+        if raise_if:
+            raise ValueError(
+                "interpolate() is defined for CVAEs without label inputs; decode a path of "
+                "latents with decode(z, labels) instead."
+            )
+        return super().interpolate(x_a, x_b, steps, batch_size=batch_size)
+
+    def _interpolation_codes(self, x_a, x_b, batch_size):
+        return self.encode(x_a)[0], self.encode(x_b)[0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "condition_encoder": self.condition_encoder,
+            "condition_decoder": self.condition_decoder,
+        }

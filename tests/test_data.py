@@ -1,0 +1,486 @@
+"""Tests for keras_vae.data: TFDS (mocked), local IDX files, NumPy input, errors.
+
+No test touches the network: a fixture makes every socket connection fail, TFDS runs under
+`tfds.testing.mock_data` or with `download=False`, and the IDX files are written here.
+"""
+
+import gzip
+import importlib.resources
+import socket
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from keras_vae import data
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+TRAIN_SHAPE = (50, 6, 5)  # non-square, so height and width cannot be swapped unnoticed
+TEST_SHAPE = (20, 6, 5)
+NUM_CLASSES = 4
+
+
+def write_idx(path, array, compress=True):
+    """Writes `array` as an MNIST-format IDX file (gzip-compressed by default)."""
+    array = np.asarray(array)
+    type_code = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C}[array.dtype]
+    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(payload, compresslevel=1) if compress else payload)
+    return path
+
+
+def make_split(seed, shape):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    labels = (np.arange(shape[0]) % NUM_CLASSES).astype(np.uint8)
+    return images, labels
+
+
+def write_idx_dir(directory, compress=True):
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    for prefix, seed, shape in (("train", 0, TRAIN_SHAPE), ("t10k", 1, TEST_SHAPE)):
+        images, labels = make_split(seed, shape)
+        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
+    return directory
+
+
+def collect(ds):
+    """All batches of one epoch, concatenated (a tuple of arrays for `(x, y)` datasets)."""
+    batches = list(ds.as_numpy_iterator())
+    if isinstance(batches[0], tuple):
+        return tuple(np.concatenate(parts) for parts in zip(*batches))
+    return np.concatenate(batches)
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """No network, no KERAS_VAE_DATA_DIR, no system IDX dirs, an empty TFDS data_dir."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access is disabled in keras_vae's data tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.delenv(data.ENV_VAR, raising=False)
+    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {})
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds_default"))
+    return tmp_path / "tfds"
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    return write_idx_dir(tmp_path_factory.mktemp("idx") / "toy")
+
+
+@pytest.fixture
+def offline(isolated):
+    """Keyword arguments for a TFDS lookup that can neither find nor download anything."""
+    return {"data_dir": isolated, "download": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX files.
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_round_trip(tmp_path, compress):
+    images, labels = make_split(0, TRAIN_SHAPE)
+    np.testing.assert_array_equal(
+        data.read_idx(write_idx(tmp_path / "i", images, compress)), images
+    )
+    np.testing.assert_array_equal(
+        data.read_idx(write_idx(tmp_path / "l", labels, compress)), labels
+    )
+    wide = np.arange(-3, 3, dtype=np.int32).reshape(2, 3)
+    np.testing.assert_array_equal(data.read_idx(write_idx(tmp_path / "w", wide)), wide)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x12\x34\x56\x78rest")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        data.read_idx(bad)
+    short = tmp_path / "short"
+    short.write_bytes(
+        write_idx(tmp_path / "ok", np.zeros((4, 3), np.uint8), False).read_bytes()[:-2]
+    )
+    with pytest.raises(ValueError, match="truncated"):
+        data.read_idx(short)
+
+
+def test_load_from_idx_dir(idx_dir, offline):
+    images, labels = make_split(0, TRAIN_SHAPE)
+    ds = data.load("toy", batch_size=16, idx_dir=idx_dir, shuffle=False, **offline)
+    assert ds.element_spec.shape.as_list() == [None, 6, 5, 1]
+    first = next(iter(ds))
+    assert first.shape == (16, 6, 5, 1) and first.dtype.name == "float32"
+    x = collect(ds)
+    np.testing.assert_allclose(x[..., 0], images / 255.0, rtol=1e-6)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+    x, y = collect(data.load("toy", "test", 8, idx_dir=idx_dir, with_labels=True, **offline))
+    test_images, test_labels = make_split(1, TEST_SHAPE)
+    np.testing.assert_allclose(x[..., 0], test_images / 255.0, rtol=1e-6)  # test: not shuffled
+    assert y.dtype == np.int32
+    np.testing.assert_array_equal(y, test_labels)
+
+
+def test_uncompressed_idx_in_env_var_dir(tmp_path, monkeypatch, offline):
+    write_idx_dir(tmp_path / "plain", compress=False)
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "plain"))
+    x, y = data.load_numpy("toy", "test", **offline)
+    assert x.shape == (20, 6, 5, 1) and y.shape == (20,)
+
+
+@pytest.mark.parametrize("folder", ["my_toy", "my-toy"])
+def test_env_var_subfolder_named_after_dataset(tmp_path, monkeypatch, offline, folder):
+    write_idx_dir(tmp_path / "datasets" / folder)
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "datasets"))
+    x, y = data.load_numpy("my_toy", **offline)
+    assert x.shape == (50, 6, 5, 1) and x.dtype == np.float32 and y.dtype == np.int32
+
+
+@pytest.mark.parametrize(
+    "split, expected",
+    [
+        ("train[:10%]", slice(0, 5)),
+        ("train[90%:]", slice(45, 50)),
+        ("train[-20%:]", slice(40, 50)),
+        ("train[10:20]", slice(10, 20)),
+        ("train[:-45]", slice(0, 5)),
+        ("train[ 5 : ]", slice(5, 50)),
+    ],
+)
+def test_split_slicing(idx_dir, offline, split, expected):
+    images, labels = make_split(0, TRAIN_SHAPE)
+    x, y = data.load_numpy("toy", split, idx_dir=idx_dir, **offline)
+    np.testing.assert_allclose(x[..., 0], images[expected] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels[expected])
+    batches = data.load("toy", split, 4, idx_dir=idx_dir, shuffle=False, **offline)
+    np.testing.assert_array_equal(collect(batches), x)
+
+
+def test_split_sum(idx_dir, offline):
+    x, y = data.load_numpy("toy", "train[:10%]+test[:3]", idx_dir=idx_dir, **offline)
+    assert x.shape == (8, 6, 5, 1)
+    np.testing.assert_array_equal(y, np.r_[np.arange(5), np.arange(3)] % NUM_CLASSES)
+
+
+def test_shuffle_is_seeded_and_reshuffles(idx_dir, offline):
+    def epochs(seed):
+        ds = data.load(
+            "toy", batch_size=50, idx_dir=idx_dir, seed=seed, with_labels=True, **offline
+        )
+        return [collect(ds)[0] for _ in range(2)]
+
+    first, second = epochs(7)
+    again, _ = epochs(7)
+    reference = data.load_numpy("toy", idx_dir=idx_dir, **offline)[0]
+    assert not np.array_equal(first, reference)  # shuffled by default for "train"
+    np.testing.assert_array_equal(np.sort(first, axis=None), np.sort(reference, axis=None))
+    assert not np.array_equal(first, second)  # new order each epoch
+    np.testing.assert_array_equal(first, again)  # same seed, same epochs
+
+
+# ---------------------------------------------------------------------------------------------
+# Lookup order and the not-found error.
+
+
+def test_not_found_error_lists_every_place(tmp_path, monkeypatch, offline):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(data.ENV_VAR, str(empty))
+    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {"mnist": (str(tmp_path / "system"),)})
+    with pytest.raises(data.DatasetNotFoundError) as caught:
+        data.load("mnist", idx_dir=tmp_path / "missing", **offline)
+    message = str(caught.value)
+    assert isinstance(caught.value, FileNotFoundError)
+    assert "'mnist'" in message
+    for place in (tmp_path / "missing", offline["data_dir"], empty, tmp_path / "system"):
+        assert str(place) in message
+    assert "train-images-idx3-ubyte[.gz]" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert data.ENV_VAR in message and "download=True" in message
+    assert caught.value.places and caught.value.name == "mnist"
+
+
+def test_not_found_unknown_name(offline):
+    with pytest.raises(data.DatasetNotFoundError, match="no dataset builder for 'no_such_set'"):
+        data.load_numpy("no_such_set", **offline)
+
+
+def test_local_files_are_used_before_a_download(tmp_path, monkeypatch):
+    def no_download(self, *args, **kwargs):
+        raise RuntimeError("offline")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
+    with pytest.raises(data.DatasetNotFoundError, match=r"failed \(RuntimeError: offline\)"):
+        data.load("mnist", data_dir=tmp_path / "tfds")
+    write_idx_dir(tmp_path / "local" / "mnist")
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "local"))
+    x, _ = data.load_numpy("mnist", data_dir=tmp_path / "tfds")
+    assert x.shape == (50, 6, 5, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks.
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True, "8"])
+def test_bad_batch_size(batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        data.load(np.zeros((4, 2, 2), np.uint8), batch_size=batch_size)
+
+
+def test_bad_binarize():
+    with pytest.raises(ValueError, match="'stochastic'"):
+        data.load(np.zeros((4, 2, 2), np.uint8), binarize="stochastic")
+    with pytest.raises(ValueError, match="'bernoulli'"):
+        data.load_numpy(np.zeros((4, 2, 2), np.uint8), binarize="bernoulli")
+
+
+@pytest.mark.parametrize("split", ["validation", "train[::2]", "train[:]", "train[5%:10]", ""])
+def test_bad_split(idx_dir, offline, split):
+    with pytest.raises(ValueError, match="split"):
+        data.load("toy", split, idx_dir=idx_dir, **offline)
+
+
+def test_unknown_split_names_the_split(tmp_path, monkeypatch, offline):
+    write_idx_dir(tmp_path / "toy")
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
+    with pytest.raises(ValueError, match="'validation'"):
+        data.load("toy", "validation", **offline)
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy input.
+
+
+def test_numpy_uint8_input_is_scaled():
+    images, labels = make_split(3, (30, 4, 3))
+    ds = data.load((images, labels), batch_size=8, shuffle=False, with_labels=True)
+    x, y = collect(ds)
+    assert x.shape == (30, 4, 3, 1) and x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_allclose(x[..., 0], images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y, labels)
+    assert collect(data.load(images, batch_size=8, flatten=True, shuffle=False)).shape == (30, 12)
+
+
+def test_numpy_float_input_is_kept_and_checked():
+    images = np.random.default_rng(0).random((10, 3, 3, 2)).astype(np.float32)
+    np.testing.assert_array_equal(collect(data.load(images, batch_size=4, shuffle=False)), images)
+    with pytest.raises(ValueError, match=r"\[0, 1\].*\[-0.5, 3.0\]"):
+        data.load(np.array([[-0.5, 3.0]]), batch_size=2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        data.load_numpy(np.full((2, 2, 2), np.nan))
+
+
+def test_numpy_input_slicing_batching_and_labels():
+    images = np.arange(100, dtype=np.uint8).reshape(25, 2, 2)
+    x, y = data.load_numpy((images, np.arange(25) % 5), "train[80%:]")
+    assert x.shape == (5, 2, 2, 1)
+    np.testing.assert_array_equal(y, np.arange(20, 25) % 5)
+    ds = data.load(images, batch_size=10, drop_remainder=True)
+    assert ds.element_spec.shape.as_list() == [10, 2, 2, 1]
+    assert len(list(ds)) == 2
+    with pytest.raises(ValueError, match="no labels"):
+        data.load(images, with_labels=True)
+
+
+def test_as_numpy_is_reiterable():
+    batches = data.load(np.zeros((10, 2, 2), np.uint8), batch_size=4, as_numpy=True)
+    assert len(batches) == 3
+    assert [b.shape for b in batches] == [(4, 2, 2, 1), (4, 2, 2, 1), (2, 2, 2, 1)]
+    assert isinstance(next(iter(batches)), np.ndarray)
+
+
+# ---------------------------------------------------------------------------------------------
+# Binarisation.
+
+
+def test_static_binarization():
+    images, _ = make_split(4, (40, 5, 5))
+    x = collect(data.load(images, batch_size=16, binarize="static", shuffle=False))
+    np.testing.assert_array_equal(x[..., 0], (images / 255.0 > 0.5).astype(np.float32))
+    x_np, _ = data.load_numpy(images, binarize="static")
+    np.testing.assert_array_equal(x_np, x)
+
+
+def test_dynamic_binarization_redraws_each_epoch_and_is_seeded():
+    images = np.full((64, 8, 8), 0.5, np.float32)
+    images[:, 0, 0], images[:, 0, 1] = 0.0, 1.0
+
+    def epochs(seed):
+        ds = data.load(images, batch_size=16, binarize="dynamic", seed=seed)
+        return [collect(ds) for _ in range(2)]
+
+    first, second = epochs(1)
+    again_first, again_second = epochs(1)
+    other, _ = epochs(2)
+    assert set(np.unique(first)) == {0.0, 1.0}
+    assert np.all(first[:, 0, 0] == 0.0) and np.all(first[:, 0, 1] == 1.0)
+    assert abs(first.mean() - 0.5) < 0.05  # Bernoulli(0.5) on 4,096 pixels
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, again_first)
+    np.testing.assert_array_equal(second, again_second)
+    assert not np.array_equal(first, other)
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS, mocked.
+
+
+def test_tfds_mock_images_and_labels(isolated):
+    with tfds.testing.mock_data(num_examples=20):
+        ds = data.load("mnist", batch_size=8, data_dir=isolated, with_labels=True, seed=0)
+        x, y = collect(ds)
+        x_cifar = next(iter(data.load("cifar10", batch_size=4, data_dir=isolated)))
+    assert ds.element_spec[0].shape.as_list() == [None, 28, 28, 1]
+    assert x.shape == (20, 28, 28, 1) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5  # scaled, not clipped uint8
+    assert y.dtype == np.int32 and 0 <= y.min() and y.max() < 10
+    assert x_cifar.shape == (4, 32, 32, 3)
+
+
+def test_tfds_mock_binarization_and_flatten(isolated):
+    with tfds.testing.mock_data(num_examples=16):
+        static = collect(data.load("fashion_mnist", data_dir=isolated, binarize="static"))
+        dynamic = data.load(
+            "fashion_mnist", batch_size=4, data_dir=isolated, binarize="dynamic", seed=3
+        )
+        first, second = collect(dynamic), collect(dynamic)
+        again = collect(
+            data.load("fashion_mnist", batch_size=4, data_dir=isolated, binarize="dynamic", seed=3)
+        )
+        flat = next(iter(data.load("fashion_mnist", batch_size=4, data_dir=isolated, flatten=True)))
+    assert set(np.unique(static)) <= {0.0, 1.0}
+    assert set(np.unique(first)) <= {0.0, 1.0}
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, again)
+    assert flat.shape == (4, 784)
+
+
+def test_tfds_mock_binary_dataset_and_numpy(isolated):
+    with tfds.testing.mock_data(num_examples=6):
+        x = collect(data.load("binarized_mnist", batch_size=4, data_dir=isolated))
+        with pytest.raises(ValueError, match="no labels"):
+            data.load("binarized_mnist", data_dir=isolated, with_labels=True)
+        x_np, y_np = data.load_numpy("mnist", "test", data_dir=isolated)
+    assert x.shape == (6, 28, 28, 1) and set(np.unique(x)) <= {0.0, 1.0}
+    assert x_np.shape == (6, 28, 28, 1) and x_np.dtype == np.float32 and x_np.max() <= 1.0
+    assert y_np.shape == (6,) and y_np.dtype == np.int32
+
+
+# ---------------------------------------------------------------------------------------------
+# TFDS, a real dataset prepared locally (no download).
+
+
+class KerasVaeToyImages(tfds.core.GeneratorBasedBuilder):
+    """The toy train/test splits above as a TFDS dataset, generated without downloads."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        features = tfds.features.FeaturesDict(
+            {
+                "image": tfds.features.Image(shape=TRAIN_SHAPE[1:] + (1,)),
+                "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+            }
+        )
+        return tfds.core.DatasetInfo(builder=self, features=features)
+
+    def _split_generators(self, dl_manager):
+        return {
+            "train": self._generate_examples(0, TRAIN_SHAPE),
+            "test": self._generate_examples(1, TEST_SHAPE),
+        }
+
+    def _generate_examples(self, seed, shape):
+        images, labels = make_split(seed, shape)
+        for index, (image, label) in enumerate(zip(images, labels)):
+            yield index, {"image": image[..., np.newaxis], "label": int(label)}
+
+
+@pytest.fixture(scope="module")
+def prepared_tfds(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("prepared_tfds")
+    with pytest.MonkeyPatch.context() as patch:
+        try:
+            import importlib_resources  # noqa: F401
+        except ImportError:  # TFDS 4.9 needs it on any Python but declares it for < 3.9 only
+            patch.setitem(sys.modules, "importlib_resources", importlib.resources)
+        KerasVaeToyImages(data_dir=data_dir).download_and_prepare()
+    return data_dir
+
+
+def sorted_rows(images):
+    return np.sort(np.round(np.asarray(images) * 255).reshape(len(images), -1), axis=0)
+
+
+def test_prepared_tfds_dataset(prepared_tfds, tmp_path, monkeypatch):
+    decoy = tmp_path / "keras_vae_toy_images"  # all-black IDX images: TFDS, prepared, must win
+    decoy.mkdir()
+    write_idx(decoy / "train-images-idx3-ubyte.gz", np.zeros(TRAIN_SHAPE, np.uint8))
+    monkeypatch.setenv(data.ENV_VAR, str(tmp_path))
+    images, labels = make_split(0, TRAIN_SHAPE)
+    name, options = "keras_vae_toy_images", {"data_dir": prepared_tfds, "download": False}
+    x, y = collect(data.load(name, batch_size=16, with_labels=True, seed=0, **options))
+    assert x.shape == (50, 6, 5, 1) and x.dtype == np.float32 and y.dtype == np.int32
+    np.testing.assert_array_equal(sorted_rows(x), sorted_rows(images / 255.0))
+    np.testing.assert_array_equal(np.bincount(y), np.bincount(labels))
+    x_part, _ = data.load_numpy(name, "train[:10%]", **options)
+    assert x_part.shape == (5, 6, 5, 1)
+    cached = data.load(name, "test", 8, cache=str(tmp_path / "cache"), **options)
+    np.testing.assert_array_equal(collect(cached), collect(cached))
+    with pytest.raises(ValueError, match="'validation'"):
+        data.load(name, "validation", **options)
+    described = data.info(name, data_dir=prepared_tfds)
+    assert described.source == "tfds" and described.num_examples == {"train": 50, "test": 20}
+    assert described.image_shape == (6, 5, 1) and described.num_classes == NUM_CLASSES
+
+
+# ---------------------------------------------------------------------------------------------
+# info().
+
+
+def test_info(idx_dir, offline):
+    toy = data.info("toy", idx_dir=idx_dir, data_dir=offline["data_dir"])
+    assert toy.image_shape == (6, 5, 1) and toy.num_classes == NUM_CLASSES
+    assert toy.num_examples == {"train": 50, "test": 20} and toy.source.startswith("idx:")
+    arrays = data.info((np.zeros((7, 3, 3, 3), np.float32), np.arange(7) % 2))
+    assert arrays.image_shape == (3, 3, 3) and arrays.num_classes == 2
+    cifar = data.info("cifar10", data_dir=offline["data_dir"])  # not prepared: from TFDS code
+    assert cifar.image_shape == (32, 32, 3) and cifar.num_classes == 10 and cifar.source == "tfds"
+
+
+# ---------------------------------------------------------------------------------------------
+# The real Fashion-MNIST files of Debian's package dataset-fashion-mnist.
+
+
+@pytest.mark.skipif(
+    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_debian_fashion_mnist(monkeypatch, offline):
+    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {"fashion_mnist": (str(DEBIAN_FASHION_MNIST),)})
+    x, y = data.load_numpy("fashion_mnist", "train", **offline)
+    assert x.shape == (60000, 28, 28, 1) and x.dtype == np.float32
+    assert x.min() == 0.0 and x.max() == 1.0
+    assert y.shape == (60000,) and y.dtype == np.int32
+    np.testing.assert_array_equal(np.unique(y), np.arange(10))
+    x_test, y_test = data.load_numpy("fashion_mnist", "test", **offline)
+    assert x_test.shape == (10000, 28, 28, 1) and y_test.shape == (10000,)
+    assert 0 <= y_test.min() and y_test.max() == 9
+    ds = data.load("fashion_mnist", batch_size=1000, binarize="dynamic", seed=0, **offline)
+    assert next(iter(ds)).shape == (1000, 28, 28, 1)
+    info = data.info("fashion_mnist", data_dir=offline["data_dir"])
+    assert info.num_examples == {"train": 60000, "test": 10000} and info.num_classes == 10
