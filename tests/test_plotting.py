@@ -354,6 +354,15 @@ def test_loss_curves_errors():
         plotting.loss_curves([1.0, 2.0])
 
 
+@pytest.mark.backend_independent
+def test_missing_matplotlib_gives_install_advice(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail
+    with pytest.raises(ImportError, match=r"pip install \"keras-vae\[plot\]\""):
+        plotting.sample_grid(_images(2))
+
+
 # --------------------------------------------------------------------------- real models
 
 

@@ -198,6 +198,12 @@ class BaseAutoencoder(TrainStep, keras.Model):
             spec = keras.KerasTensor((None, *self.data_shape), dtype="float32")
             self._compile_metrics.build(spec, spec)
 
+    def compile_from_config(self, config):
+        """Recompiles a loaded model, so training resumes with its optimizer state."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     # ------------------------------------------------------------------- call
     def call(self, inputs, training=False):
         """Deterministic reconstruction (from the posterior mean for VAEs)."""
@@ -307,6 +313,13 @@ class BaseAutoencoder(TrainStep, keras.Model):
         if isinstance(code_a, tuple):  # (z_mean, z_log_var): interpolate the means
             return code_a[0], code_b[0]
         return code_a, code_b
+
+    # ------------------------------------------------------------------ export
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """Writes a serving artifact with named signatures; see `keras_vae.export`."""
+        from keras_vae.export import export_model
+
+        return export_model(self, filepath, format=format, verbose=verbose, **kwargs)
 
     # ------------------------------------------------------------------ config
     def get_config(self):
