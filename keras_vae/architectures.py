@@ -41,9 +41,7 @@ def _latent_heads(hidden, latent_dim, variational):
 def _conditioned(tensor, label_input):
     if label_input is None:
         return tensor
-    return layers.Concatenate(name=f"{tensor.name.split('/')[0]}_with_label")(
-        [tensor, label_input]
-    )
+    return layers.Concatenate(name=f"{tensor.name.split('/')[0]}_with_label")([tensor, label_input])
 
 
 def _label_input(num_classes, name):
@@ -100,9 +98,9 @@ def mlp(
     hidden = _conditioned(z_in, y_dec)
     for i, units in enumerate(reversed(hidden_units)):
         hidden = layers.Dense(units, activation=activation, name=f"dense_{i}")(hidden)
-    outputs = layers.Dense(
-        math.prod(input_shape), activation=output_activation, name="outputs"
-    )(hidden)
+    outputs = layers.Dense(math.prod(input_shape), activation=output_activation, name="outputs")(
+        hidden
+    )
     if len(input_shape) > 1:
         outputs = layers.Reshape(input_shape, name="reshape")(outputs)
     decoder = keras.Model(_inputs(z_in, y_dec), outputs, name=f"{name}_decoder")

@@ -76,9 +76,7 @@ def kl_divergence(z_mean, z_log_var, prior_mean=None, free_bits=0.0, sample_weig
     if sample_weight is None:
         per_dimension = ops.mean(per_element, axis=0)
     else:
-        weights = ops.reshape(
-            _float32(sample_weight), (-1,) + (1,) * (len(per_element.shape) - 1)
-        )
+        weights = ops.reshape(_float32(sample_weight), (-1,) + (1,) * (len(per_element.shape) - 1))
         per_dimension = ops.sum(per_element * weights, axis=0) / batch_size
     return ops.sum(ops.maximum(per_dimension, float(free_bits)))
 

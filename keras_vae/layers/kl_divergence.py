@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
 
 from keras_vae import losses as vae_losses
 from keras_vae.layers._validation import check_mean_and_log_var
@@ -86,9 +85,7 @@ class KLDivergenceRegularizer(keras.layers.Layer):
         self.weight = weight
         self.free_bits = free_bits
         self.metric_name = metric_name
-        self.kl_tracker = (
-            keras.metrics.Mean(name=metric_name) if metric_name is not None else None
-        )
+        self.kl_tracker = keras.metrics.Mean(name=metric_name) if metric_name is not None else None
         # Created here rather than in build() so a callback or model can reach it at once.
         self.kl_weight = self.add_weight(
             shape=(),

@@ -43,7 +43,5 @@ class AE(BaseAutoencoder):
     def compute_loss_terms(self, x, y=None, sample_weight=None, training=False, noise=None):
         latents, extras = self._split_encoder_outputs(self._call_encoder(x, training=training))
         raw = self._decode_raw(latents[0], extras, training=training)
-        reconstruction = self.reconstruction_term(
-            self._metric_target(x, y), raw, sample_weight
-        )
+        reconstruction = self.reconstruction_term(self._metric_target(x, y), raw, sample_weight)
         return raw, {"loss": reconstruction, "reconstruction_loss": reconstruction}

@@ -129,9 +129,7 @@ class CVAE(VAE):
 
     def _labels_and_target(self, x, y):
         if y is None:
-            raise ValueError(
-                "CVAE needs labels: fit(x, labels) or a dataset of (x, labels) pairs."
-            )
+            raise ValueError("CVAE needs labels: fit(x, labels) or a dataset of (x, labels) pairs.")
         return y, x
 
     def _metric_target(self, x, y):
@@ -190,9 +188,7 @@ class CVAE(VAE):
                 )
             labels = labels.astype("int32")
         if count is not None and len(labels) != count:
-            raise ValueError(
-                f"Expected {count} labels (one per example); received {len(labels)}."
-            )
+            raise ValueError(f"Expected {count} labels (one per example); received {len(labels)}.")
         return labels
 
     def encode(self, x, labels=None, batch_size=None):
