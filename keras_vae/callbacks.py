@@ -123,12 +123,12 @@ class KLWarmup(keras.callbacks.Callback):
         self.end = None if end is None else float(end)
         self.per_batch = bool(per_batch)
         self._variables: list[keras.Variable] = []
-        self._ends: list[float] | None = None
+        self._ends: dict[int, float] = {}
         self._steps_per_epoch: int | None = None
         self._epoch = 0
         self._current: float | None = None
 
-    def weight_at(self, epoch: int, batch: int = 0) -> float:
+    def _progress(self, epoch: int, batch: int = 0) -> float:
         """The fraction of the way from ``start`` to ``end`` at ``(epoch, batch)``, in [0, 1]."""
         if self.warmup_epochs == 0:
             return 1.0
@@ -145,12 +145,12 @@ class KLWarmup(keras.callbacks.Callback):
                 "variable and none of its layers has one. Use a keras_vae VAE/CVAE or add a "
                 "keras_vae.layers.KLDivergenceRegularizer to the model."
             )
-        if self._ends is None or len(self._ends) != len(self._variables):
-            # Read once: a second fit() must not take a half-annealed value as its target.
-            self._ends = [
-                self.end if self.end is not None else float(keras.ops.convert_to_numpy(v.value))
-                for v in self._variables
-            ]
+        for variable in self._variables:
+            # Read once per variable: a second fit() must not take a half-annealed value as
+            # its target.
+            if id(variable) not in self._ends:
+                value = float(keras.ops.convert_to_numpy(variable.value))
+                self._ends[id(variable)] = self.end if self.end is not None else value
         steps = (self.params or {}).get("steps")
         self._steps_per_epoch = None
         if self.per_batch:
@@ -171,17 +171,18 @@ class KLWarmup(keras.callbacks.Callback):
         # On JAX, reading `self.model` syncs the trainer's state back into the variables and
         # makes the next step re-read them, so the assignment below reaches the train step.
         _ = self.model
-        for variable, end in zip(self._variables, self._ends):
+        for variable in self._variables:
+            end = self._ends[id(variable)]
             variable.assign(np.float32(self.start + (end - self.start) * fraction))
         self._current = fraction
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._assign(self.weight_at(epoch, 0))
+        self._assign(self._progress(epoch, 0))
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._steps_per_epoch:
-            self._assign(self.weight_at(self._epoch, batch))
+            self._assign(self._progress(self._epoch, batch))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self._variables:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import types
 
 import keras
 import numpy as np
@@ -185,6 +187,16 @@ class BaseAutoencoder(TrainStep, keras.Model):
             )
         return self.get_metrics_result()
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`; a Python generator may also yield bare ``x`` batches."""
+        if "validation_data" in kwargs:
+            kwargs["validation_data"] = _tuple_batches(kwargs["validation_data"])
+        return super().fit(_tuple_batches(x), y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`; a Python generator may also yield bare ``x`` batches."""
+        return super().evaluate(_tuple_batches(x), y, *args, **kwargs)
+
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Like `keras.Model.compile`; the loss is the model's own (set in the constructor)."""
         if loss is not None:
@@ -346,6 +358,19 @@ class BaseAutoencoder(TrainStep, keras.Model):
                 config["reconstruction_loss"], custom_objects=custom_objects
             )
         return cls(**config)
+
+
+def _tuple_batches(data):
+    """Wraps a generator of bare ``x`` batches as ``(x,)`` tuples, which Keras requires."""
+    if not isinstance(data, types.GeneratorType):
+        return data
+    first = next(data)
+
+    def batches():
+        for batch in itertools.chain([first], data):
+            yield batch if isinstance(batch, tuple) else (batch,)
+
+    return batches()
 
 
 def standard_normal(shape, seed=None):

@@ -1,0 +1,418 @@
+"""Serving exports of the keras_vae models: TensorFlow SavedModel and ONNX.
+
+`export_model` (also reachable as ``model.export(filepath)``) writes a
+TensorFlow SavedModel whose named signatures a serving system (TensorFlow
+Serving, ``tf.saved_model.load``, a TFLite/TF.js converter) can call without
+keras_vae or Keras installed:
+
+| signature         | model                | inputs                          | outputs                 |
+| ----------------- | -------------------- | ------------------------------- | ----------------------- |
+| `serving_default` | all                  | `x` (+ `labels` *)              | `reconstruction`        |
+| `encode`          | VAE, CVAE            | `x` (+ `labels` **)             | `z_mean`, `z_log_var`   |
+| `encode`          | AE, DAE              | `x`                             | `code`                  |
+| `decode`          | all but SegNet-style | `z` (+ `labels` ***)            | `x`                     |
+| `generate`        | VAE                  | `eps`                           | `x`                     |
+| `generate`        | CVAE                 | `labels`, `eps`                 | `x`                     |
+
+\\* a CVAE with ``condition_encoder`` or ``condition_decoder``; \\*\\* with
+``condition_encoder``; \\*\\*\\* with ``condition_decoder``.
+
+Every input has a dynamic batch dimension: ``x`` is float32
+``(batch, *data_shape)`` in data space (``[0, 1]`` images for a Bernoulli
+likelihood), ``z`` and ``eps`` are float32 ``(batch, *latent_shape)``,
+``labels`` are int32 ``(batch,)`` class indices. Outputs are float32 and in
+data space (probabilities for a Bernoulli decoder, the mean otherwise), the
+same values as the model's `reconstruct`, `encode` and `decode`. Nothing
+inside a signature is random: ``generate`` decodes ``eps`` (VAE) or
+``class_mean[labels] + eps`` (CVAE) with standard-normal ``eps`` drawn by
+the caller, so a request gives the same answer every time.
+
+A SegNet-style model (whose decoder also needs the encoder's pooling
+indices, `keras_vae.architectures.segnet`) exports ``serving_default`` and
+``encode`` only: a bare latent cannot be decoded.
+
+TensorFlow checks the shape and dtype of every input before running a
+signature and raises ``ValueError``/``TypeError`` (TensorFlow Serving
+answers HTTP 400); labels outside ``[0, num_classes)`` raise
+``InvalidArgumentError`` in exports made with the TensorFlow backend, and
+give NaN outputs for those rows in exports made with the JAX backend (JAX
+code cannot raise at run time).
+
+SavedModel export works from the TensorFlow and JAX backends (JAX functions
+are converted with ``jax2tf``; TensorFlow must be installed). ``format="onnx"``
+writes the ``serving_default`` computation as an ONNX graph through Keras'
+own ONNX exporter (``tf2onnx`` on TensorFlow, ``jax2onnx`` on JAX,
+``torch.onnx`` on PyTorch).
+
+Example:
+
+```python
+import numpy as np
+import tensorflow as tf
+from keras_vae import VAE, architectures
+
+vae = VAE(*architectures.mlp((28, 28, 1), latent_dim=2, hidden_units=(32,)))
+vae.export("/tmp/vae/1", verbose=False)  # "1": TensorFlow Serving's version folder
+
+served = tf.saved_model.load("/tmp/vae/1")
+eps = np.random.default_rng(0).standard_normal((4, 2)).astype("float32")
+images = served.signatures["generate"](eps=eps)["x"]  # (4, 28, 28, 1)
+```
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from collections.abc import Callable
+
+import keras
+from keras import ops
+
+from keras_vae.models.base import BaseAutoencoder
+from keras_vae.models.cvae import CVAE
+
+__all__ = ["FORMATS", "SAVED_MODEL_BACKENDS", "export_model", "serving_endpoints"]
+
+FORMATS = ("tf_saved_model", "onnx")
+"""The values of ``export_model(format=...)``."""
+
+SAVED_MODEL_BACKENDS = ("tensorflow", "jax")
+"""Keras backends that can write a SavedModel with several named signatures."""
+
+_ONNX_CONVERTERS = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnx"}
+
+
+def serving_endpoints(model: BaseAutoencoder) -> dict[str, tuple[Callable, list]]:
+    """The signatures `export_model` writes, as ``{name: (fn, input_signature)}``.
+
+    ``fn`` takes the inputs in the order of ``input_signature`` (a list of
+    named `keras.InputSpec`) and returns a dict of float32 tensors; the first
+    entry is ``"serving_default"``. Use it to add the same endpoints to your
+    own `keras.export.ExportArchive`, or to see what an export will hold.
+
+    Args:
+        model: a built keras_vae model (`AE`, `DAE`, `VAE`, `CVAE` or a
+            subclass of `BaseAutoencoder`).
+
+    Returns:
+        dict from signature name to ``(fn, input_signature)``.
+
+    Example:
+
+    >>> from keras_vae import CVAE, architectures
+    >>> encoder, decoder = architectures.mlp((8,), latent_dim=2, num_classes=3)
+    >>> cvae = CVAE(encoder, decoder, num_classes=3, condition_encoder=True,
+    ...             condition_decoder=True)
+    >>> {name: [spec.name for spec in specs]
+    ...  for name, (fn, specs) in serving_endpoints(cvae).items()}
+    {'serving_default': ['x', 'labels'], 'encode': ['x', 'labels'], \
+'decode': ['z', 'labels'], 'generate': ['labels', 'eps']}
+    """
+    _check_model(model)
+    data_spec = keras.InputSpec(shape=(None, *model.data_shape), dtype="float32", name="x")
+    z_spec = keras.InputSpec(shape=(None, *model.latent_shape), dtype="float32", name="z")
+    eps_spec = keras.InputSpec(shape=(None, *model.latent_shape), dtype="float32", name="eps")
+    labels_spec = keras.InputSpec(shape=(None,), dtype="int32", name="labels")
+    latent_names = ("z_mean", "z_log_var") if model.num_latent_outputs == 2 else ("code",)
+
+    def latents_of(x, labels=None):
+        latents, _ = model._split_encoder_outputs(model._call_encoder(x, labels))
+        return {name: _float32(t) for name, t in zip(latent_names, latents)}
+
+    def decoded(z, labels=None):
+        return {"x": _float32(model.to_data_space(model._decode_raw(z, labels=labels)))}
+
+    endpoints = {}
+    if isinstance(model, CVAE):
+        conditioned = model.condition_encoder or model.condition_decoder
+
+        if conditioned:
+
+            def serving_default(x, labels):
+                return _checked(model, labels, lambda y: _reconstruct(model, x, y))
+
+        else:
+
+            def serving_default(x):
+                return _reconstruct(model, x)
+
+        if model.condition_encoder:
+
+            def encode(x, labels):
+                return _checked(model, labels, lambda y: latents_of(x, y))
+
+        else:
+
+            def encode(x):
+                return latents_of(x)
+
+        if model.condition_decoder:
+
+            def decode(z, labels):
+                return _checked(model, labels, lambda y: decoded(z, y))
+
+        else:
+
+            def decode(z):
+                return decoded(z)
+
+        def generate(labels, eps):
+            def run(y):
+                return decoded(ops.cast(model.prior(y), "float32") + eps, y)
+
+            return _checked(model, labels, run)
+
+        with_labels = [data_spec, labels_spec]
+        endpoints["serving_default"] = (
+            serving_default,
+            with_labels if conditioned else [data_spec],
+        )
+        endpoints["encode"] = (encode, with_labels if model.condition_encoder else [data_spec])
+        decode_signature = [z_spec, labels_spec] if model.condition_decoder else [z_spec]
+        generate_signature = [labels_spec, eps_spec]
+    else:
+
+        def serving_default(x):
+            return _reconstruct(model, x)
+
+        def encode(x):
+            return latents_of(x)
+
+        def decode(z):
+            return decoded(z)
+
+        def generate(eps):
+            return decoded(eps)
+
+        endpoints["serving_default"] = (serving_default, [data_spec])
+        endpoints["encode"] = (encode, [data_spec])
+        decode_signature = [z_spec]
+        generate_signature = [eps_spec]
+
+    if not model._decoder_needs_extras:
+        endpoints["decode"] = (decode, decode_signature)
+        if model.num_latent_outputs == 2:  # a prior to sample from: VAE and CVAE
+            endpoints["generate"] = (generate, generate_signature)
+    return {name: (_checked_inputs(fn, specs), specs) for name, (fn, specs) in endpoints.items()}
+
+
+def export_model(
+    model: BaseAutoencoder,
+    filepath: str | os.PathLike,
+    format: str = "tf_saved_model",
+    verbose: bool = True,
+    **kwargs,
+) -> None:
+    """Writes a model for serving: a SavedModel with named signatures, or ONNX.
+
+    ``model.export(filepath, format=..., verbose=...)`` calls this. The
+    signatures, their input names and output keys are listed in this
+    module's docstring; `serving_endpoints` returns them.
+
+    Args:
+        model: a built keras_vae model (`AE`, `DAE`, `VAE`, `CVAE`).
+        filepath: output directory (``"tf_saved_model"``) or file
+            (``"onnx"``). For TensorFlow Serving, end it with a version
+            folder: ``models/vae/1``.
+        format: ``"tf_saved_model"`` (TensorFlow and JAX backends) or
+            ``"onnx"`` (the ``serving_default`` computation only; inputs
+            named ``x`` and, for a conditioned CVAE, ``labels``).
+        verbose: print the written endpoints.
+        **kwargs: passed to `keras.export.ExportArchive.add_endpoint` for a
+            SavedModel (on JAX e.g. ``jax2tf_kwargs={"native_serialization_platforms":
+            ("cpu", "cuda")}`` to serve the same file on CPU and GPU), or to
+            `keras.Model.export` for ONNX (e.g. ``opset_version=17``).
+
+    Raises:
+        ValueError: unknown ``format``, or a model that is not built.
+        TypeError: ``model`` is not a keras_vae model.
+        NotImplementedError: a SavedModel from the PyTorch backend (Keras
+            exports only a model's own ``call`` there, without named
+            signatures): export from TensorFlow or JAX, or use ``"onnx"``.
+        ImportError: the ONNX converter of the backend is missing.
+
+    Example:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from keras_vae import AE, architectures
+    >>> model = AE(*architectures.mlp((8,), latent_dim=2, variational=False))
+    >>> path = tempfile.mkdtemp() + "/ae/1"
+    >>> export_model(model, path, verbose=False)
+    >>> served = tf.saved_model.load(path)
+    >>> sorted(served.signatures)
+    ['decode', 'encode', 'serving_default']
+    >>> served.signatures["encode"](x=np.zeros((3, 8), "float32"))["code"].shape
+    TensorShape([3, 2])
+    """
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}, received format={format!r}")
+    endpoints = serving_endpoints(model)
+    backend = keras.backend.backend()
+    if format == "onnx":
+        _export_onnx(model, endpoints, filepath, verbose, **kwargs)
+        return
+    if backend not in SAVED_MODEL_BACKENDS:
+        raise NotImplementedError(
+            f"SavedModel export with named signatures needs the TensorFlow or JAX Keras backend "
+            f"(KERAS_BACKEND={' or '.join(SAVED_MODEL_BACKENDS)}); the current backend is "
+            f"{backend!r}. Save the model (model.save('model.keras')), reload it under "
+            "KERAS_BACKEND=tensorflow and export there, or use export(..., format='onnx')."
+        )
+    archive = keras.export.ExportArchive()
+    # The layers that hold the serving weights. Tracking the model itself would make
+    # TensorFlow trace Keras' default `model(x)` signature, which a CVAE that needs
+    # labels cannot run; the weights saved are the same.
+    for layer in _serving_layers(model):
+        archive.track(layer)
+    for name, (fn, input_signature) in endpoints.items():
+        archive.add_endpoint(name, fn, input_signature=input_signature, **kwargs)
+    archive.write_out(os.fspath(filepath), verbose=verbose)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _check_model(model):
+    if not isinstance(model, BaseAutoencoder):
+        raise TypeError(
+            "export_model() exports keras_vae models (AE, DAE, VAE, CVAE); received "
+            f"{type(model).__name__}. Use keras.Model.export for other models."
+        )
+    model._ensure_built()
+    if model.data_shape is None or model.latent_shape is None:
+        raise ValueError(f"{type(model).__name__} must be built before export.")
+
+
+def _serving_layers(model):
+    layers = [model.encoder, model.decoder]
+    if isinstance(model, CVAE):
+        layers.append(model.prior)
+    return layers
+
+
+def _checked_inputs(fn, input_signature):
+    """On TensorFlow, refuses inputs whose shape does not match ``input_signature`` at run time.
+
+    A served graph is fed raw tensors (TensorFlow Serving does not check shapes), and some
+    kernels abort the whole process on a tensor of the wrong rank (oneDNN convolutions do):
+    `tf.ensure_shape` turns that into an ``InvalidArgumentError``. JAX exports need no help:
+    ``XlaCallModule`` refines the module's shapes and refuses a mismatch.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return fn
+
+    @functools.wraps(fn)
+    def checked(*inputs):
+        import tensorflow as tf
+
+        inputs = [
+            tf.ensure_shape(tensor, spec.shape, name=f"check_{spec.name}_shape")
+            for tensor, spec in zip(inputs, input_signature)
+        ]
+        if len(inputs) > 1:
+            names = " and ".join(spec.name for spec in input_signature)
+            sizes = [tf.shape(tensor)[0] for tensor in inputs]
+            checks = [
+                tf.debugging.assert_equal(sizes[0], size, f"{names} must have the same batch size")
+                for size in sizes[1:]
+            ]
+            with tf.control_dependencies(checks):
+                inputs = [tf.identity(tensor) for tensor in inputs]
+        return fn(*inputs)
+
+    return checked
+
+
+def _float32(tensor):
+    return ops.cast(tensor, "float32")
+
+
+def _reconstruct(model, x, labels=None):
+    """What ``model.call`` computes: the decoded posterior mean (or code), in data space."""
+    latents, extras = model._split_encoder_outputs(model._call_encoder(x, labels))
+    raw = model._decode_raw(latents[0], extras, labels=labels)
+    return {"reconstruction": _float32(model.to_data_space(raw))}
+
+
+def _checked(model, labels, fn):
+    """Runs ``fn(labels)``, refusing labels outside ``[0, num_classes)``."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        message = f"labels must be class indices in [0, {model.num_classes})"
+        checks = [
+            tf.debugging.assert_non_negative(labels, message=message),
+            tf.debugging.assert_less(labels, tf.constant(model.num_classes, labels.dtype), message),
+        ]
+        with tf.control_dependencies(checks):
+            return fn(tf.identity(labels))
+    # JAX cannot raise inside a compiled function: rows with bad labels become NaN.
+    outputs = fn(ops.clip(labels, 0, model.num_classes - 1))
+    valid = ops.logical_and(labels >= 0, labels < model.num_classes)
+    return {
+        name: ops.where(
+            ops.reshape(valid, (-1,) + (1,) * (len(value.shape) - 1)), value, float("nan")
+        )
+        for name, value in outputs.items()
+    }
+
+
+def _export_onnx(model, endpoints, filepath, verbose, **kwargs):
+    backend = keras.backend.backend()
+    converter = _ONNX_CONVERTERS.get(backend)
+    if converter is None or importlib.util.find_spec(converter) is None:
+        raise ImportError(
+            f"ONNX export from the {backend!r} backend needs the `{converter}` package "
+            f"(pip install {converter}); the TensorFlow backend needs `tf2onnx`, JAX "
+            "`jax2onnx` and PyTorch `onnx`."
+        )
+    _, input_signature = endpoints["serving_default"]
+    # A functional model of the same computation gives Keras' exporter named inputs and
+    # outputs; label range checks cannot be expressed there.
+    inputs = [
+        keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=spec.name)
+        for spec in input_signature
+    ]
+    outputs = _reconstruct(model, *inputs)
+    wrapper = keras.Model(inputs, outputs, name=f"{model.name}_serving")
+    filepath = os.fspath(filepath)
+    try:
+        keras.Model.export(
+            wrapper, filepath, format="onnx", verbose=verbose, input_signature=[inputs], **kwargs
+        )
+    except RuntimeError as error:
+        if backend != "torch":
+            raise
+        raise RuntimeError(
+            "ONNX export from the torch backend failed. Keras' torch exporter needs every "
+            "variable of the encoder and decoder to have a distinct path (two layers named "
+            "'dense_0', one in each, collide); export from KERAS_BACKEND=tensorflow instead "
+            f"(model.save(...), reload, export). Torch said: {error}"
+        ) from error
+    _finish_onnx(filepath, "reconstruction")
+
+
+def _finish_onnx(filepath, output_name):
+    """Names the graph's output and refuses a graph that ONNX cannot run."""
+    import onnx
+
+    graph_proto = onnx.load(filepath)
+    graph = graph_proto.graph
+    if len(graph.output) == 1 and graph.output[0].name != output_name:
+        old_name = graph.output[0].name
+        for node in graph.node:
+            node.output[:] = [output_name if n == old_name else n for n in node.output]
+            node.input[:] = [output_name if n == old_name else n for n in node.input]
+        graph.output[0].name = output_name
+        onnx.save(graph_proto, filepath)
+    try:
+        onnx.checker.check_model(filepath, full_check=True)
+    except onnx.checker.ValidationError as error:
+        os.remove(filepath)
+        raise ValueError(
+            f"The ONNX converter wrote an invalid graph for {output_name!r}, so nothing was "
+            "saved (SegNet-style MaxPoolingWithArgmax2D uses bit operations ONNX lacks); use "
+            f"the SavedModel format. ONNX said: {error}"
+        ) from error

@@ -1,0 +1,508 @@
+"""AE, DAE, VAE and CVAE on the current backend: losses, fit/evaluate/predict, saving."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, to_numpy
+
+from keras_vae import AE, CVAE, DAE, VAE, architectures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIM = 12
+
+
+def binary_data(n=256, dim=DIM, seed=0):
+    """Binary vectors from 4 prototypes with flipped bits: learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.random((4, dim)) > 0.5
+    labels = rng.integers(0, 4, n)
+    flips = rng.random((n, dim)) < 0.05
+    return (prototypes[labels] ^ flips).astype("float32"), labels
+
+
+def make(kind, dim=DIM, latent_dim=2, **kwargs):
+    variational = kind in ("vae", "cvae")
+    encoder, decoder = architectures.mlp(
+        (dim,), latent_dim=latent_dim, hidden_units=(16,), variational=variational
+    )
+    model = {"ae": AE, "dae": DAE, "vae": VAE}.get(kind)
+    if kind == "cvae":
+        return CVAE(encoder, decoder, num_classes=4, seed=0, **kwargs)
+    defaults = {"reconstruction_loss": "bernoulli"} if kind != "vae" else {"seed": 0}
+    if kind == "dae":
+        defaults["seed"] = 0
+    return model(encoder, decoder, **{**defaults, **kwargs})
+
+
+def fit_args(kind, x, labels):
+    return (x, labels) if kind == "cvae" else (x,)
+
+
+METRICS = {
+    "ae": {"loss", "reconstruction_loss"},
+    "dae": {"loss", "reconstruction_loss"},
+    "vae": {"loss", "reconstruction_loss", "kl_loss"},
+    "cvae": {"loss", "reconstruction_loss", "kl_loss"},
+}
+
+
+# ------------------------------------------------------- exact loss terms
+def _set_known_weights(model, rng):
+    for variable in model.trainable_variables:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype("float32"))
+
+
+def _dense_forward(model_part, inputs):
+    """Numpy forward pass of an mlp() encoder/decoder (Dense layers, relu hidden)."""
+    weights = {layer.name: [to_numpy(w) for w in layer.weights] for layer in model_part.layers}
+    return weights
+
+
+def _bce_logits(x, logits):
+    return np.sum(np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits))), axis=1)
+
+
+def _relu(v):
+    return np.maximum(v, 0)
+
+
+def _mlp_numpy(model_part, inputs, heads):
+    w = _dense_forward(model_part, inputs)
+    hidden = _relu(inputs @ w["dense_0"][0] + w["dense_0"][1])
+    return [hidden @ w[h][0] + w[h][1] for h in heads]
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.25])
+def test_vae_loss_terms_equal_the_hand_computed_elbo(beta, rng):
+    x, _ = binary_data(8)
+    model = make("vae", beta=beta)
+    _set_known_weights(model, rng)
+    eps = rng.standard_normal((8, 2)).astype("float32")
+    sample_weight = np.linspace(0.0, 2.0, 8).astype("float32")
+    _, terms = model.compute_loss_terms(x, noise=eps, training=True, sample_weight=sample_weight)
+    z_mean, z_log_var = _mlp_numpy(model.encoder, x, ["z_mean", "z_log_var"])
+    z = z_mean + np.exp(0.5 * z_log_var) * eps
+    (logits,) = _mlp_numpy(model.decoder, z, ["outputs"])
+    reconstruction = np.sum(sample_weight * _bce_logits(x, logits)) / 8
+    kl_per_example = 0.5 * np.sum(z_mean**2 + np.exp(z_log_var) - z_log_var - 1, axis=1)
+    kl = np.sum(sample_weight * kl_per_example) / 8
+    np.testing.assert_allclose(to_numpy(terms["reconstruction_loss"]), reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(terms["kl_loss"]), kl, rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(terms["loss"]), reconstruction + beta * kl, rtol=1e-5)
+
+
+def test_cvae_loss_terms_use_the_class_mean_prior(rng):
+    x, labels = binary_data(8)
+    model = make("cvae")
+    _set_known_weights(model, rng)
+    eps = rng.standard_normal((8, 2)).astype("float32")
+    _, terms = model.compute_loss_terms(x, labels, noise=eps, training=True)
+    z_mean, z_log_var = _mlp_numpy(model.encoder, x, ["z_mean", "z_log_var"])
+    means = model.class_means()[labels]
+    z = z_mean + np.exp(0.5 * z_log_var) * eps
+    (logits,) = _mlp_numpy(model.decoder, z, ["outputs"])
+    kl = np.mean(0.5 * np.sum((z_mean - means) ** 2 + np.exp(z_log_var) - z_log_var - 1, axis=1))
+    np.testing.assert_allclose(to_numpy(terms["kl_loss"]), kl, rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(terms["reconstruction_loss"]), np.mean(_bce_logits(x, logits)), rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "dropout"])
+def test_dae_scores_the_corrupted_reconstruction_against_the_clean_input(noise, rng):
+    x, _ = binary_data(8)
+    model = make("dae", noise=noise, noise_stddev=0.3, dropout_rate=0.25, reconstruction_loss="mse")
+    _set_known_weights(model, rng)
+    draw = rng.standard_normal(x.shape) if noise == "gaussian" else rng.random(x.shape) > 0.25
+    draw = draw.astype("float32")
+    noisy = x + 0.3 * draw if noise == "gaussian" else x * draw / 0.75
+    _, terms = model.compute_loss_terms(x, noise=draw, training=True)
+    (code,) = _mlp_numpy(model.encoder, noisy, ["code"])
+    (output,) = _mlp_numpy(model.decoder, code, ["outputs"])
+    expected = np.mean(np.sum((output - x) ** 2, axis=1))
+    np.testing.assert_allclose(to_numpy(terms["loss"]), expected, rtol=1e-5)
+    # Evaluation does not corrupt.
+    _, clean_terms = model.compute_loss_terms(x, training=False)
+    (code,) = _mlp_numpy(model.encoder, x, ["code"])
+    (output,) = _mlp_numpy(model.decoder, code, ["outputs"])
+    np.testing.assert_allclose(
+        to_numpy(clean_terms["loss"]), np.mean(np.sum((output - x) ** 2, axis=1)), rtol=1e-5
+    )
+    np.testing.assert_allclose(model.corrupt(x, seed=1), model.corrupt(x, seed=1))
+
+
+@pytest.mark.parametrize("loss", ["gaussian", "mse"])
+def test_ae_gaussian_and_mse_losses(loss, rng):
+    x, _ = binary_data(8)
+    model = make("ae", reconstruction_loss=loss)
+    _set_known_weights(model, rng)
+    _, terms = model.compute_loss_terms(x, training=False)
+    (code,) = _mlp_numpy(model.encoder, x, ["code"])
+    (output,) = _mlp_numpy(model.decoder, code, ["outputs"])
+    squared = np.sum((output - x) ** 2, axis=1)
+    expected = squared if loss == "mse" else 0.5 * squared + 0.5 * DIM * np.log(2 * np.pi)
+    np.testing.assert_allclose(to_numpy(terms["loss"]), expected.mean(), rtol=1e-5)
+
+
+# ------------------------------------------------------------ fit & co.
+@pytest.mark.parametrize("kind", ["ae", "dae", "vae", "cvae"])
+def test_fit_lowers_the_loss_and_logs_the_right_names(kind):
+    x, labels = binary_data(512)
+    model = make(kind)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["mae"])
+    history = model.fit(
+        *fit_args(kind, x, labels),
+        epochs=5,
+        batch_size=64,
+        verbose=0,
+        validation_data=fit_args(kind, x[:128], labels[:128]),
+    ).history
+    expected = METRICS[kind] | {"mae"}
+    assert set(history) == expected | {f"val_{name}" for name in expected}
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert np.all(np.isfinite(history["val_loss"]))
+    results = model.evaluate(*fit_args(kind, x[:128], labels[:128]), verbose=0, return_dict=True)
+    assert set(results) == expected
+    if kind in ("vae", "cvae"):
+        assert results["loss"] == pytest.approx(
+            results["reconstruction_loss"] + results["kl_loss"], rel=1e-4
+        )
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "cvae"])
+def test_predict_is_the_deterministic_reconstruction(kind):
+    x, labels = binary_data(300)
+    model = make(kind)
+    model.compile(optimizer="adam")
+    model.fit(*fit_args(kind, x, labels), epochs=1, batch_size=64, verbose=0)
+    inputs = [x, labels] if kind == "cvae" else x
+    predicted = model.predict(inputs, batch_size=64, verbose=0)
+    again = model.predict(inputs, batch_size=128, verbose=0)
+    assert predicted.shape == x.shape
+    np.testing.assert_allclose(predicted, again, rtol=1e-5, atol=1e-6)
+    reconstructed = model.reconstruct(x, labels) if kind == "cvae" else model.reconstruct(x)
+    np.testing.assert_allclose(predicted, reconstructed, rtol=1e-5, atol=1e-6)
+    assert predicted.min() >= 0 and predicted.max() <= 1  # Bernoulli means
+
+
+def test_vae_numpy_api_shapes_and_seeds():
+    x, _ = binary_data(300)
+    model = make("vae", latent_dim=3)
+    z_mean, z_log_var = model.encode(x)
+    assert z_mean.shape == z_log_var.shape == (300, 3)
+    assert model.decode(z_mean).shape == x.shape
+    samples = model.generate(5, seed=3)
+    assert samples.shape == (5, DIM)
+    np.testing.assert_allclose(samples, model.generate(5, seed=3))
+    assert not np.allclose(samples, model.generate(5, seed=4))
+    assert model.interpolate(x[0], x[1], steps=7).shape == (7, DIM)
+    assert model.interpolate(x[:3], x[3:6], steps=4).shape == (3, 4, DIM)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 12\)"):
+        model.encode(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 3\)"):
+        model.decode(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="positive integer"):
+        model.generate(0)
+
+
+def test_compile_rejects_a_loss():
+    with pytest.raises(ValueError, match="pass reconstruction_loss="):
+        make("vae").compile(optimizer="adam", loss="mse")
+
+
+def test_constructor_validation():
+    encoder, decoder = architectures.mlp((4,), 2)
+    with pytest.raises(ValueError, match="reconstruction_loss"):
+        VAE(encoder, decoder, reconstruction_loss="laplace")
+    with pytest.raises(ValueError, match="`encoder` must be a Keras layer"):
+        VAE("encoder", decoder)
+    with pytest.raises(ValueError, match="noise"):
+        DAE(*architectures.mlp((4,), 2, variational=False), noise="salt")
+    with pytest.raises(ValueError, match="num_classes"):
+        CVAE(encoder, decoder, num_classes=1)
+
+
+# ------------------------------------------------------------ data forms
+def _generator(batches):
+    def gen():
+        while True:
+            yield from batches
+
+    return gen()
+
+
+def test_fit_accepts_datasets_generators_and_sample_weights():
+    import tensorflow as tf
+
+    x, labels = binary_data(256)
+    clean, noisy = x, np.clip(x + 0.1, 0, 1)
+    model = make("ae")
+    model.compile(optimizer="adam")
+    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(64), epochs=1, verbose=0)
+    model.fit(tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(64), epochs=1, verbose=0)
+    model.fit(noisy, clean, batch_size=64, epochs=1, verbose=0)
+    batches = [x[i : i + 64] for i in range(0, 256, 64)]
+    for form in (
+        [b for b in batches],
+        [(b,) for b in batches],
+        [(b, b) for b in batches],
+        [(b, b, np.ones(len(b), "float32")) for b in batches],
+    ):
+        history = model.fit(_generator(form), steps_per_epoch=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+    # Weights: zero weight on half the examples == that half left out (times 1/2).
+    weights = np.r_[np.ones(128), np.zeros(128)].astype("float32")
+    weighted = model.evaluate(
+        x, x, sample_weight=weights, batch_size=256, verbose=0, return_dict=True
+    )["loss"]
+    half = model.evaluate(x[:128], x[:128], batch_size=128, verbose=0, return_dict=True)["loss"]
+    assert weighted == pytest.approx(half / 2, rel=1e-5)
+
+    cvae = make("cvae")
+    cvae.compile(optimizer="adam")
+    dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)
+    assert np.isfinite(cvae.fit(dataset, epochs=1, verbose=0).history["loss"][0])
+    pairs = [(x[i : i + 64], labels[i : i + 64]) for i in range(0, 256, 64)]
+    assert np.isfinite(
+        cvae.fit(_generator(pairs), steps_per_epoch=4, epochs=1, verbose=0).history["loss"][0]
+    )
+
+
+def test_cvae_needs_labels_in_range():
+    x, labels = binary_data(64)
+    model = make("cvae")
+    model.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="CVAE needs labels"):
+        model.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+        model.generate(np.array([0, 4]))
+    with pytest.raises(ValueError, match="Expected 64 labels"):
+        model.reconstruct(x, labels[:10])
+
+
+# --------------------------------------------------- compile options
+@pytest.mark.parametrize("kind", ["dae", "vae"])
+def test_jit_compile_and_steps_per_execution(kind):
+    x, labels = binary_data(512)
+    model = make(kind)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), jit_compile=True, steps_per_execution=4)
+    history = model.fit(x, epochs=3, batch_size=64, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def _mixed_policy():
+    return "mixed_bfloat16" if BACKEND == "jax" else "mixed_float16"
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "cvae"])
+def test_mixed_precision_trains_and_moves_the_weights(kind):
+    keras.config.set_dtype_policy(_mixed_policy())
+    x, labels = binary_data(256)
+    model = make(kind)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    if _mixed_policy() == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    before = [to_numpy(v).copy() for v in model.trainable_variables]
+    history = model.fit(*fit_args(kind, x, labels), epochs=3, batch_size=64, verbose=0).history
+    after = [to_numpy(v) for v in model.trainable_variables]
+    assert all(np.all(np.isfinite(h)) for h in history.values())
+    assert all(not np.allclose(a, b) for a, b in zip(before, after))
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_seed_generator_state_advances_and_metrics_thread_through_steps():
+    x, _ = binary_data(128)
+    model = make("vae")
+    model.compile(optimizer="adam")
+    state = model.sampler.seed_generator.state
+    before = to_numpy(state).copy()
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    after_one = to_numpy(state).copy()
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    assert not np.array_equal(before, after_one)
+    assert not np.array_equal(after_one, to_numpy(state))
+    # Two evaluations of one batch draw different noise, so the loss differs.
+    first = model.evaluate(x, batch_size=128, verbose=0)
+    second = model.evaluate(x, batch_size=128, verbose=0)
+    assert first != second
+
+
+# ---------------------------------------------------------- callbacks
+def test_stock_callbacks_work(tmp_path):
+    x, _ = binary_data(256)
+    model = make("vae")
+    model.compile(optimizer="adam")
+    checkpoint = os.path.join(tmp_path, "best.keras")
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(
+            checkpoint, monitor="val_kl_loss", mode="min", save_best_only=True
+        ),
+        keras.callbacks.BackupAndRestore(os.path.join(tmp_path, "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(os.path.join(tmp_path, "log.csv")),
+    ]
+    if BACKEND == "tensorflow":
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(tmp_path, "tb")))
+    model.fit(x, epochs=3, batch_size=64, verbose=0, validation_split=0.25, callbacks=callbacks)
+    assert keras.saving.load_model(checkpoint).latent_shape == (2,)
+    header = open(os.path.join(tmp_path, "log.csv")).readline().strip().split(",")
+    assert {"kl_loss", "val_kl_loss", "reconstruction_loss"} <= set(header)
+    if BACKEND == "tensorflow":
+        assert os.listdir(os.path.join(tmp_path, "tb"))
+
+
+def test_terminate_on_nan_stops_a_diverging_run():
+    x, _ = binary_data(256)
+    x[5, 0] = np.nan
+    model = make("vae")
+    model.compile(optimizer="adam")
+    history = model.fit(
+        x, epochs=3, batch_size=256, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()]
+    )
+    assert len(history.history["loss"]) == 1
+
+
+# ------------------------------------------------------------ saving
+def _fresh_process(script, backend=BACKEND):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dae", "cvae"])
+def test_saved_model_loads_in_a_fresh_process_and_resumes_training(kind, tmp_path):
+    x, labels = binary_data(256)
+    model = make(kind)
+    model.compile(optimizer="adam", metrics=["mae"])
+    model.fit(*fit_args(kind, x, labels), epochs=2, batch_size=64, verbose=0)
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    inputs = [x[:16], labels[:16]] if kind == "cvae" else x[:16]
+    np.savez(os.path.join(tmp_path, "data.npz"), x=x, labels=labels)
+    expected = model.predict(inputs, verbose=0)
+    iterations = int(to_numpy(model.optimizer.iterations))
+    out = _fresh_process(
+        f"""
+        import json, keras, numpy as np, keras_vae
+        data = np.load({os.path.join(tmp_path, "data.npz")!r})
+        model = keras.saving.load_model({path!r}, safe_mode=True)
+        x, labels = data["x"], data["labels"]
+        inputs = [x[:16], labels[:16]] if {kind!r} == "cvae" else x[:16]
+        np.save({os.path.join(tmp_path, "predicted.npy")!r}, model.predict(inputs, verbose=0))
+        iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        args = (x, labels) if {kind!r} == "cvae" else (x,)
+        history = model.fit(*args, epochs=1, batch_size=64, verbose=0).history
+        print(json.dumps({{"iterations": iterations, "history": history,
+            "after": int(keras.ops.convert_to_numpy(model.optimizer.iterations))}}))
+        """
+    )
+    report = json.loads(out.strip().splitlines()[-1])
+    np.testing.assert_allclose(
+        np.load(os.path.join(tmp_path, "predicted.npy")), expected, rtol=1e-6, atol=1e-6
+    )
+    assert report["iterations"] == iterations
+    assert report["after"] == iterations + 4
+    assert set(report["history"]) == METRICS[kind] | {"mae"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="one run covers every pair of backends")
+def test_a_keras_file_saved_on_one_backend_predicts_the_same_on_the_others(tmp_path):
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    x, labels = binary_data(64)
+    np.save(os.path.join(tmp_path, "x.npy"), x)
+    np.save(os.path.join(tmp_path, "labels.npy"), labels)
+    for source in ("tensorflow", "jax", "torch"):
+        _fresh_process(
+            f"""
+            import numpy as np, keras, keras_vae
+            from keras_vae import VAE, CVAE, architectures
+            x = np.load({os.path.join(tmp_path, "x.npy")!r})
+            labels = np.load({os.path.join(tmp_path, "labels.npy")!r})
+            vae = VAE(*architectures.conv((8, 8, 1), latent_dim=3, filters=(4, 8)), seed=0)
+            vae.compile(optimizer="adam")
+            images = x[:, :8].reshape(-1, 8, 1, 1).repeat(8, axis=2)
+            vae.fit(images, epochs=1, batch_size=32, verbose=0)
+            vae.save({os.path.join(tmp_path, "")!r} + "vae_{source}.keras")
+            np.save({os.path.join(tmp_path, "")!r} + "vae_{source}.npy", vae.predict(images, verbose=0))
+            """,
+            backend=source,
+        )
+    for target in ("tensorflow", "jax", "torch"):
+        sources = [b for b in ("tensorflow", "jax", "torch") if b != target]
+        _fresh_process(
+            f"""
+            import numpy as np, keras, keras_vae
+            x = np.load({os.path.join(tmp_path, "x.npy")!r})
+            images = x[:, :8].reshape(-1, 8, 1, 1).repeat(8, axis=2)
+            for source in {sources!r}:
+                model = keras.saving.load_model({os.path.join(tmp_path, "")!r} + f"vae_{{source}}.keras")
+                expected = np.load({os.path.join(tmp_path, "")!r} + f"vae_{{source}}.npy")
+                np.testing.assert_allclose(model.predict(images, verbose=0), expected, atol=1e-5)
+            """,
+            backend=target,
+        )
+
+
+# ---------------------------------------------------------- architectures
+def test_segnet_autoencoder_trains_and_refuses_bare_decoding():
+    rng = np.random.default_rng(0)
+    images = (rng.random((128, 8, 8, 1)) > 0.5).astype("float32")
+    model = AE(*architectures.segnet((8, 8, 1), latent_dim=4, filters=(4, 8)), "bernoulli")
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit(images, epochs=4, batch_size=32, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert model.reconstruct(images[:3]).shape == (3, 8, 8, 1)
+    with pytest.raises(ValueError, match="argmax"):
+        model.decode(np.zeros((1, 4)))
+
+
+def test_conv_one_liner_matches_the_keras_example():
+    encoder, decoder = architectures.conv(input_shape=(28, 28, 1), latent_dim=2)
+    assert [tuple(t.shape) for t in encoder.outputs] == [(None, 2), (None, 2)]
+    assert encoder.count_params() == 69076  # the Keras example's encoder, without Sampling
+    assert decoder.count_params() == 65089
+    model = VAE(encoder, decoder)
+    assert model.latent_shape == (2,) and model.data_shape == (28, 28, 1)
+
+
+# ------------------------------------------------------------ CVAE quality
+@pytest.mark.slow
+def test_cvae_learns_distinct_class_means_and_generation_follows_the_label():
+    rng = np.random.default_rng(0)
+    num_classes, dim, n = 4, 16, 2000
+    prototypes = np.zeros((num_classes, dim), "float32")
+    for c in range(num_classes):
+        prototypes[c, c * 4 : (c + 1) * 4] = 1.0
+    labels = rng.integers(0, num_classes, n)
+    x = np.clip(prototypes[labels] + (rng.random((n, dim)) < 0.03), 0, 1).astype("float32")
+    encoder, decoder = architectures.mlp((dim,), latent_dim=2, hidden_units=(32,))
+    model = CVAE(encoder, decoder, num_classes=num_classes, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.fit(x, labels, epochs=15, batch_size=100, verbose=0)
+    means = model.class_means()
+    distances = np.linalg.norm(means[:, None] - means[None], axis=-1)
+    assert distances[~np.eye(num_classes, dtype=bool)].min() > 0.5
+    generated = model.generate(np.repeat(np.arange(num_classes), 50), seed=0)
+    # Each class's samples light up mostly that class's block of 4 pixels.
+    for c in range(num_classes):
+        block_mass = generated[c * 50 : (c + 1) * 50].reshape(50, num_classes, 4).mean(axis=(0, 2))
+        assert np.argmax(block_mass) == c
