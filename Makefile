@@ -1,0 +1,59 @@
+# keras_vae: `make demo` trains and exports the main model, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+# torch 2.13.0 is a CPU build (a bare `torch` pulls a multi-GB CUDA build); tests only.
+TORCH_PIN := torch==2.13.0
+TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::DeprecationWarning
+# Files whose behaviour depends on the Keras backend: run on jax and torch too.
+BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.py
+
+.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick saved-models lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,plot,jax]" "$(TORCH_PIN)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's real Fashion-MNIST IDX files; without apt (or root) the data loader falls back to a
+# TFDS download, or to KERAS_VAE_DATA_DIR.
+data:
+	@if [ ! -d $(FASHION_MNIST) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+demo: $(STAMP) data
+	$(VENV)/bin/keras-vae train --model vae --arch conv --latent-dim 16 --epochs 15 \
+		--out saved_models/demo
+
+test: test-tensorflow test-jax test-torch
+
+test-tensorflow: $(STAMP) data
+	KERAS_BACKEND=tensorflow $(TEST_ENV) $(PY) -m pytest -q
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(TEST_ENV) $(PY) -m pytest -q $(BACKEND_TESTS)
+
+test-torch: $(STAMP)
+	KERAS_BACKEND=torch $(TEST_ENV) $(PY) -m pytest -q $(BACKEND_TESTS)
+
+bench: $(STAMP) data
+	$(PY) -m benchmarks.run
+
+bench-quick: $(STAMP) data
+	$(PY) -m benchmarks.run --quick
+
+saved-models: $(STAMP) data
+	$(PY) saved_models/build.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs examples/output saved_models/demo .pytest_cache
