@@ -158,14 +158,14 @@ def test_fit_lowers_the_loss_and_logs_the_right_names(kind):
     model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["mae"])
     history = model.fit(
         *fit_args(kind, x, labels),
-        epochs=5,
+        epochs=8,
         batch_size=64,
         verbose=0,
         validation_data=fit_args(kind, x[:128], labels[:128]),
     ).history
     expected = METRICS[kind] | {"mae"}
     assert set(history) == expected | {f"val_{name}" for name in expected}
-    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert history["loss"][-1] < 0.75 * history["loss"][0]
     assert np.all(np.isfinite(history["val_loss"]))
     results = model.evaluate(*fit_args(kind, x[:128], labels[:128]), verbose=0, return_dict=True)
     assert set(results) == expected
@@ -288,11 +288,17 @@ def test_cvae_needs_labels_in_range():
 
 
 # --------------------------------------------------- compile options
-@pytest.mark.parametrize("kind", ["dae", "vae"])
+# torch.compile takes about a minute per model on 2 CPU cores: one model suffices there.
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["vae"] if BACKEND == "torch" else ["dae", "vae"])
 def test_jit_compile_and_steps_per_execution(kind):
     x, labels = binary_data(512)
     model = make(kind)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), jit_compile=True, steps_per_execution=4)
+    # Keras allows steps_per_execution > 1 on TensorFlow and JAX only.
+    steps = 1 if BACKEND == "torch" else 4
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), jit_compile=True, steps_per_execution=steps
+    )
     history = model.fit(x, epochs=3, batch_size=64, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
 
