@@ -30,3 +30,25 @@ def rng():
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(script, backend=BACKEND, extra_env=None, timeout=300):
+    """Runs ``script`` in a fresh Python process on ``backend``; returns its stdout."""
+    import subprocess
+    import sys
+    import textwrap
+
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(extra_env or {})}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout

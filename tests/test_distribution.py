@@ -1,13 +1,7 @@
 """N replicas with global batch B must train exactly like one device with batch B."""
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_python
 
 # One weighted SGD step of a deterministic AE (a VAE's noise would differ per replica) with
 # fixed weights; the same shared train step serves every model.
@@ -63,17 +57,7 @@ print("ok", single_loss, parallel_loss)
 
 
 def _run(script, backend, extra_env=None):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(extra_env or {})}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert result.stdout.strip().splitlines()[-1].startswith("ok")
+    assert run_python(script, backend, extra_env).strip().splitlines()[-1].startswith("ok")
 
 
 @pytest.mark.slow

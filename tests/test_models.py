@@ -2,18 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, to_numpy
+from conftest import BACKEND, run_python, to_numpy
 
 from keras_vae import AE, CVAE, DAE, VAE, architectures
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIM = 12
 
 
@@ -377,20 +373,6 @@ def test_terminate_on_nan_stops_a_diverging_run():
 
 
 # ------------------------------------------------------------ saving
-def _fresh_process(script, backend=BACKEND):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["dae", "cvae"])
 def test_saved_model_loads_in_a_fresh_process_and_resumes_training(kind, tmp_path):
@@ -404,7 +386,7 @@ def test_saved_model_loads_in_a_fresh_process_and_resumes_training(kind, tmp_pat
     np.savez(os.path.join(tmp_path, "data.npz"), x=x, labels=labels)
     expected = model.predict(inputs, verbose=0)
     iterations = int(to_numpy(model.optimizer.iterations))
-    out = _fresh_process(
+    out = run_python(
         f"""
         import json, keras, numpy as np, keras_vae
         data = np.load({os.path.join(tmp_path, "data.npz")!r})
@@ -437,7 +419,7 @@ def test_a_keras_file_saved_on_one_backend_predicts_the_same_on_the_others(tmp_p
     np.save(os.path.join(tmp_path, "x.npy"), x)
     np.save(os.path.join(tmp_path, "labels.npy"), labels)
     for source in ("tensorflow", "jax", "torch"):
-        _fresh_process(
+        run_python(
             f"""
             import numpy as np, keras, keras_vae
             from keras_vae import VAE, CVAE, architectures
@@ -454,7 +436,7 @@ def test_a_keras_file_saved_on_one_backend_predicts_the_same_on_the_others(tmp_p
         )
     for target in ("tensorflow", "jax", "torch"):
         sources = [b for b in ("tensorflow", "jax", "torch") if b != target]
-        _fresh_process(
+        run_python(
             f"""
             import numpy as np, keras, keras_vae
             x = np.load({os.path.join(tmp_path, "x.npy")!r})
