@@ -67,5 +67,4 @@ def test_tf_mirrored_strategy_on_two_replicas_matches_one_device():
 
 @pytest.mark.slow
 def test_jax_data_parallel_on_two_devices_matches_one_device():
-    pytest.importorskip("jax")
     _run(JAX_SCRIPT, "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
