@@ -15,7 +15,7 @@ BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,plot,jax]" "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[dev,plot,jax,onnx]" "$(TORCH_PIN)"
 	touch $(STAMP)
 
 venv: $(STAMP)

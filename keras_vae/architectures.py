@@ -88,7 +88,7 @@ def mlp(
     hidden = layers.Flatten(name="flatten")(x_in) if len(input_shape) > 1 else x_in
     hidden = _conditioned(hidden, y_in)
     for i, units in enumerate(hidden_units):
-        hidden = layers.Dense(units, activation=activation, name=f"dense_{i}")(hidden)
+        hidden = layers.Dense(units, activation=activation, name=f"encoder_dense_{i}")(hidden)
     encoder = keras.Model(
         _inputs(x_in, y_in), _latent_heads(hidden, latent_dim, variational), name=f"{name}_encoder"
     )
@@ -97,7 +97,7 @@ def mlp(
     y_dec = _label_input(num_classes, "label")
     hidden = _conditioned(z_in, y_dec)
     for i, units in enumerate(reversed(hidden_units)):
-        hidden = layers.Dense(units, activation=activation, name=f"dense_{i}")(hidden)
+        hidden = layers.Dense(units, activation=activation, name=f"decoder_dense_{i}")(hidden)
     outputs = layers.Dense(math.prod(input_shape), activation=output_activation, name="outputs")(
         hidden
     )
@@ -161,7 +161,7 @@ def conv(
         )(hidden)
     hidden = _conditioned(layers.Flatten(name="flatten")(hidden), y_in)
     if hidden_units:
-        hidden = layers.Dense(hidden_units, activation="relu", name="dense")(hidden)
+        hidden = layers.Dense(hidden_units, activation="relu", name="encoder_dense")(hidden)
     encoder = keras.Model(
         _inputs(x_in, y_in), _latent_heads(hidden, latent_dim, variational), name=f"{name}_encoder"
     )
@@ -170,7 +170,7 @@ def conv(
     grid = (input_shape[0] // factor, input_shape[1] // factor, filters[-1])
     z_in = keras.Input((latent_dim,), name="z")
     y_dec = _label_input(num_classes, "label")
-    hidden = layers.Dense(math.prod(grid), activation="relu", name="dense")(
+    hidden = layers.Dense(math.prod(grid), activation="relu", name="decoder_dense")(
         _conditioned(z_in, y_dec)
     )
     hidden = layers.Reshape(grid, name="reshape")(hidden)
@@ -236,7 +236,7 @@ def segnet(
         keras.Input(tuple(a.shape[1:]), dtype="int32", name=f"argmax_{i}")
         for i, a in enumerate(argmaxes)
     ]
-    hidden = layers.Dense(math.prod(grid), activation="relu", name="dense")(z_in)
+    hidden = layers.Dense(math.prod(grid), activation="relu", name="decoder_dense")(z_in)
     hidden = layers.Reshape(grid, name="reshape")(hidden)
     for level in reversed(range(len(filters))):
         height, width, _ = pooled_shapes[level]

@@ -31,12 +31,17 @@ A SegNet-style model (whose decoder also needs the encoder's pooling
 indices, `keras_vae.architectures.segnet`) exports ``serving_default`` and
 ``encode`` only: a bare latent cannot be decoded.
 
-TensorFlow checks the shape and dtype of every input before running a
-signature and raises ``ValueError``/``TypeError`` (TensorFlow Serving
-answers HTTP 400); labels outside ``[0, num_classes)`` raise
-``InvalidArgumentError`` in exports made with the TensorFlow backend, and
-give NaN outputs for those rows in exports made with the JAX backend (JAX
-code cannot raise at run time).
+Bad input is refused with a Python exception (an error response from
+TensorFlow Serving), never a crash: a tensor of the wrong shape, rank or
+dtype, or inputs with different batch sizes, raise ``InvalidArgumentError``
+inside the graph (exports from TensorFlow check shapes with
+``tf.ensure_shape``: some kernels abort the process on a wrong rank; JAX
+exports are checked by ``XlaCallModule``); a NumPy array of the wrong shape
+raises ``TypeError`` when the arguments are bound (NumPy arrays of another
+dtype are converted, as ``tf.constant`` would). Labels outside
+``[0, num_classes)`` raise ``InvalidArgumentError`` in exports made with the
+TensorFlow backend, and give NaN outputs for those rows in exports made with
+the JAX backend (JAX code cannot raise at run time).
 
 SavedModel export works from the TensorFlow and JAX backends (JAX functions
 are converted with ``jax2tf``; TensorFlow must be installed). ``format="onnx"``
@@ -105,10 +110,12 @@ def serving_endpoints(model: BaseAutoencoder) -> dict[str, tuple[Callable, list]
     >>> encoder, decoder = architectures.mlp((8,), latent_dim=2, num_classes=3)
     >>> cvae = CVAE(encoder, decoder, num_classes=3, condition_encoder=True,
     ...             condition_decoder=True)
-    >>> {name: [spec.name for spec in specs]
-    ...  for name, (fn, specs) in serving_endpoints(cvae).items()}
-    {'serving_default': ['x', 'labels'], 'encode': ['x', 'labels'], \
-'decode': ['z', 'labels'], 'generate': ['labels', 'eps']}
+    >>> for name, (fn, specs) in serving_endpoints(cvae).items():
+    ...     print(name, [spec.name for spec in specs])
+    serving_default ['x', 'labels']
+    encode ['x', 'labels']
+    decode ['z', 'labels']
+    generate ['labels', 'eps']
     """
     _check_model(model)
     data_spec = keras.InputSpec(shape=(None, *model.data_shape), dtype="float32", name="x")
@@ -230,7 +237,7 @@ def export_model(
         TypeError: ``model`` is not a keras_vae model.
         NotImplementedError: a SavedModel from the PyTorch backend (Keras
             exports only a model's own ``call`` there, without named
-            signatures): export from TensorFlow or JAX, or use ``"onnx"``.
+            signatures): save the model and export it from TensorFlow or JAX.
         ImportError: the ONNX converter of the backend is missing.
 
     Example:
@@ -259,15 +266,18 @@ def export_model(
         raise NotImplementedError(
             f"SavedModel export with named signatures needs the TensorFlow or JAX Keras backend "
             f"(KERAS_BACKEND={' or '.join(SAVED_MODEL_BACKENDS)}); the current backend is "
-            f"{backend!r}. Save the model (model.save('model.keras')), reload it under "
-            "KERAS_BACKEND=tensorflow and export there, or use export(..., format='onnx')."
+            f"{backend!r}. Save the model (model.save('model.keras')), then load and export it "
+            "in a process started with KERAS_BACKEND=tensorflow."
         )
     archive = keras.export.ExportArchive()
-    # The layers that hold the serving weights. Tracking the model itself would make
-    # TensorFlow trace Keras' default `model(x)` signature, which a CVAE that needs
-    # labels cannot run; the weights saved are the same.
-    for layer in _serving_layers(model):
-        archive.track(layer)
+    if backend == "jax":
+        # JAX needs the layers that hold the serving weights tracked: tracking makes the
+        # TensorFlow copies of their variables that the converted functions read. (Not the
+        # model itself: on TensorFlow that traces Keras' default `model(x)` signature,
+        # which a CVAE that needs labels cannot run.) On TensorFlow the functions capture
+        # the variables themselves, and tracking would store every weight twice.
+        for layer in _serving_layers(model):
+            archive.track(layer)
     for name, (fn, input_signature) in endpoints.items():
         archive.add_endpoint(name, fn, input_signature=input_signature, **kwargs)
     archive.write_out(os.fspath(filepath), verbose=verbose)
@@ -413,6 +423,6 @@ def _finish_onnx(filepath, output_name):
         os.remove(filepath)
         raise ValueError(
             f"The ONNX converter wrote an invalid graph for {output_name!r}, so nothing was "
-            "saved (SegNet-style MaxPoolingWithArgmax2D uses bit operations ONNX lacks); use "
-            f"the SavedModel format. ONNX said: {error}"
+            "saved (for example, SegNet-style MaxPoolingWithArgmax2D uses bit operations that "
+            f"ONNX lacks); use the SavedModel format. ONNX said: {error}"
         ) from error

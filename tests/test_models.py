@@ -70,7 +70,8 @@ def _relu(v):
 
 def _mlp_numpy(model_part, inputs, heads):
     w = _dense_forward(model_part, inputs)
-    hidden = _relu(inputs @ w["dense_0"][0] + w["dense_0"][1])
+    (dense,) = [name for name in w if name.endswith("dense_0")]
+    hidden = _relu(inputs @ w[dense][0] + w[dense][1])
     return [hidden @ w[h][0] + w[h][1] for h in heads]
 
 
@@ -161,7 +162,7 @@ def test_fit_lowers_the_loss_and_logs_the_right_names(kind):
     ).history
     expected = METRICS[kind] | {"mae"}
     assert set(history) == expected | {f"val_{name}" for name in expected}
-    assert history["loss"][-1] < 0.75 * history["loss"][0]
+    assert history["loss"][-1] < history["loss"][0] - 1.0  # nats per example
     assert np.all(np.isfinite(history["val_loss"]))
     results = model.evaluate(*fit_args(kind, x[:128], labels[:128]), verbose=0, return_dict=True)
     assert set(results) == expected

@@ -116,6 +116,8 @@ class CVAE(VAE):
 
     def _call_encoder(self, x, labels=None, training=False):
         if self.condition_encoder:
+            # A tensor, not numpy: Keras refuses a list mixing the two (JAX, run_eagerly).
+            x = ops.convert_to_tensor(x)
             return self.encoder([x, self._one_hot(labels)], training=training)
         return self.encoder(x, training=training)
 
@@ -126,6 +128,10 @@ class CVAE(VAE):
 
     def _prior_mean(self, labels):
         return self.prior(labels)
+
+    def _default_save_signature(self):
+        # tf.saved_model.save would trace call(x) without labels; export() writes signatures.
+        return None
 
     def _labels_and_target(self, x, y):
         if y is None:
