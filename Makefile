@@ -28,8 +28,8 @@ data:
 	fi
 
 demo: $(STAMP) data
-	$(VENV)/bin/keras-vae train --model vae --arch conv --latent-dim 16 --epochs 15 \
-		--out saved_models/demo
+	$(VENV)/bin/keras-vae train --model vae --arch mlp --latent-dim 16 --epochs 20 --batch-size 128 \
+		--sample-every 5 --out saved_models/demo
 
 test: test-tensorflow test-jax test-torch
 
