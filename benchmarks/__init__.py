@@ -1,0 +1,1 @@
+"""Benchmarks of keras_vae against peer VAE implementations; run `python -m benchmarks.run`."""
