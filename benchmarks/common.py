@@ -78,11 +78,13 @@ def negative_elbo(encode, decode, x, output: str, batch_size: int = 1000) -> dic
     seed, so every row is scored on the same ``eps``; the Bernoulli log-likelihood of the
     grey-level pixels and the closed-form Gaussian KL are computed here in float64:
 
-    ``-ELBO = sum_pixels BCE(x, decoder(z_mean + exp(z_log_var / 2) * eps)) + KL(q(z|x) || N(0, I))``
+    ``-ELBO = sum_pixels BCE(x, decoder(z)) + KL(q(z|x) || N(0, I))``,
+    ``z = z_mean + exp(z_log_var / 2) * eps``.
 
     ``output`` says what the decoder returns: ``"logits"`` (scored with the stable
     ``max(l, 0) - l x + log1p(exp(-|l|))``) or ``"probabilities"`` (clipped to
-    ``[1e-7, 1 - 1e-7]``, the clip of the peers' own Keras loss, then ``-x log p - (1-x) log(1-p)``).
+    ``[1e-7, 1 - 1e-7]``, the clip of the peers' own Keras loss, then
+    ``-x log p - (1-x) log(1-p)``).
     """
     if output not in ("logits", "probabilities"):
         raise ValueError(f"output must be 'logits' or 'probabilities', received {output!r}")

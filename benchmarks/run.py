@@ -269,15 +269,44 @@ def run_row(row: Row, timeout: float, omp_wait_policy: str | None = None) -> dic
 
 
 def run_sgemm(quick: bool) -> dict:
-    """The matmul ceiling, in a process without the env vars that can slow OpenBLAS down."""
+    """The matmul ceiling, in processes without the env vars that can slow OpenBLAS down.
+
+    Measured twice: with every core, and with one BLAS thread scaled by the core count (perfect
+    scaling). The ceiling is the larger: on a busy machine a multi-threaded BLAS loses far more
+    than one thread does, and a ceiling must not fall below what the frameworks reach.
+    """
     from benchmarks.sgemm import BLAS_ENV_VARS
 
     env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV_VARS}
     cmd = [sys.executable, "-m", "benchmarks.sgemm"] + (["--quick"] if quick else [])
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1:]}
-    result = json.loads(proc.stdout)
+    results = {}
+    for label, threads in (("all_cores", None), ("one_thread", "1")):
+        run_env = dict(env, OPENBLAS_NUM_THREADS=threads) if threads else env
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300
+        )
+        if proc.returncode != 0:
+            return {"error": proc.stderr.strip().splitlines()[-1:]}
+        results[label] = json.loads(proc.stdout)
+    result = dict(results["all_cores"])
+    cores = common.cpu_count()
+    single = results["one_thread"]
+    result["one_thread"] = {
+        key: single[key] for key in ("mlp_step_gemm_gflops", "square_gflops", "blas")
+    }
+    scaled = single["mlp_step_gemm_gflops"] * cores
+    result["measured_all_cores_gflops"] = result["mlp_step_gemm_gflops"]
+    result["one_thread_times_cores_gflops"] = scaled
+    if scaled > result["mlp_step_gemm_gflops"]:
+        result["mlp_step_gemm_gflops"] = scaled
+        result["ceiling_from"] = f"one thread x {cores} cores"
+    else:
+        result["ceiling_from"] = f"{cores} threads"
+    flops = result["train_flops_per_example"]
+    result["ceiling_examples_per_s"] = result["mlp_step_gemm_gflops"] * 1e9 / flops
+    result["ceiling_rule_of_thumb_examples_per_s"] = (
+        result["mlp_step_gemm_gflops"] * 1e9 / result["rule_of_thumb_flops_per_example"]
+    )
     result["removed_env"] = {k: os.environ[k] for k in BLAS_ENV_VARS if k in os.environ}
     return result
 
@@ -349,7 +378,8 @@ def _train_sizes(records):
 def _load(record):
     if record.get("other_load_cores") is None:
         return ""
-    return f"{record['other_load_cores']:.1f}+{record.get('steal_cores', 0.0):.1f}"
+    passive = " P" if record.get("omp_wait_policy") else ""
+    return f"{record['other_load_cores']:.1f}+{record.get('steal_cores', 0.0):.1f}{passive}"
 
 
 def _fmt(value, spec):
@@ -379,16 +409,19 @@ def markdown(report: dict) -> str:
         + (
             f"; OMP_WAIT_POLICY={report['omp_wait_policy']} for every row."
             if report.get("omp_wait_policy")
-            else "."
+            else "; P: OMP_WAIT_POLICY=PASSIVE for that row (busy machine)."
         ),
     ]
     if "ceiling_examples_per_s" in sgemm:
         blas = sgemm["blas"]
         lines.append(
             f"- Matmul ceiling of the MLP: {sgemm['ceiling_examples_per_s']:,.0f} examples/s = "
-            f"numpy {blas.get('name')} {blas.get('version')} (kernel {blas.get('kernel')}, "
-            f"{blas.get('threads')} threads) running the step's own products at "
-            f"{sgemm['mlp_step_gemm_gflops']:.0f} GFLOP/s / {sgemm['train_flops_per_example']:,} "
+            f"numpy {blas.get('name')} {blas.get('version')} (kernel {blas.get('kernel')}) "
+            f"running the step's own products at {sgemm['mlp_step_gemm_gflops']:.0f} GFLOP/s "
+            f"({sgemm.get('ceiling_from', '')}; all cores measured "
+            f"{sgemm.get('measured_all_cores_gflops', 0):.0f}, one thread "
+            f"{sgemm.get('one_thread', {}).get('mlp_step_gemm_gflops', 0):.0f}) "
+            f"/ {sgemm['train_flops_per_example']:,} "
             f"FLOPs per example (large square: {sgemm['square_gflops']:.0f} GFLOP/s = "
             f"{sgemm['ceiling_square_examples_per_s']:,.0f} ex/s; the 3x-forward rule of thumb, "
             f"{sgemm['rule_of_thumb_flops_per_example']:,} FLOPs: "
@@ -436,13 +469,15 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        "ex/s: steady-state training examples per second after 20 warm-up steps (median of "
-        "the repeats); ex/CPU-s: the same examples per CPU-second of all the row's threads (a "
-        "load-independent measure of work); 1st step: `fit` call to the end of the first step (tracing, compilation); "
+        "ex/s: steady-state training examples per second after 20 warm-up steps (4 for conv "
+        "rows on CPU; median of the repeats); ex/CPU-s: the same examples per CPU-second of all "
+        "the row's threads (a load-independent measure of work); 1st step: `fit` call to the end "
+        "of the first step (tracing, compilation); "
         "peak RSS: `ru_maxrss` of the row's process; test -ELBO: one-sample negative ELBO, nats "
         "per example, Bernoulli likelihood of the grey levels, scored by one numpy function for "
         "every row; load: CPU cores used by other processes + cores stolen by the hypervisor "
-        "during the row (noise: a quiet machine reads 0.0+0.0).",
+        "during the row (noise: a quiet machine reads 0.0+0.0), P: run with "
+        "OMP_WAIT_POLICY=PASSIVE.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -496,7 +531,8 @@ def main(argv=None):
         choices=("auto", "default", "passive"),
         default="auto",
         help="OMP_WAIT_POLICY of the rows: spinning OpenMP threads (torch, MKL) collapse when "
-        "another process holds a core; 'auto' sets PASSIVE when the machine is busy at start",
+        "another process holds a core; 'auto' sets PASSIVE for a row when the machine is busy "
+        "just before it (marked P in the load column)",
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per row")
     parser.add_argument("--out", default=None, help="results name (default: latest/quick/sweep)")
@@ -521,9 +557,6 @@ def main(argv=None):
         flush=True,
     )
     omp_policy = {"default": None, "passive": "PASSIVE"}.get(args.omp_wait_policy)
-    if args.omp_wait_policy == "auto" and load_before > 0.5:
-        omp_policy = "PASSIVE"
-        print("Busy machine: OMP_WAIT_POLICY=PASSIVE for the rows (see --omp-wait-policy).")
     sgemm = run_sgemm(args.quick)
     records = []
     previous = {}  # --update: rows of the existing results that are not rerun
@@ -556,9 +589,14 @@ def main(argv=None):
         else:
             results = []
             for _ in range(args.repeats):
-                if args.wait_quiet:
-                    wait_until_quiet(args.wait_quiet)
-                results.append(run_row(row, args.timeout, omp_policy))
+                load = wait_until_quiet(args.wait_quiet) if args.wait_quiet else None
+                policy = omp_policy
+                if args.omp_wait_policy == "auto":  # decided per row: the load comes and goes
+                    load = other_load(0.5) if load is None else load
+                    policy = "PASSIVE" if load > 0.5 else None
+                result = run_row(row, args.timeout, policy)
+                result["omp_wait_policy"] = policy
+                results.append(result)
             record = {**median_result(results), **base}
         records.append(record)
         status = record.get("error") or (
