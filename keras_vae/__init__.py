@@ -1,9 +1,9 @@
 """keras_vae: reusable Keras 3 components for autoencoders.
 
 Layers (`Sampling`, `KLDivergenceRegularizer`, `ClassMeanPrior`,
-`MaxPoolingWithArgmax2D`, `MaxUnpooling2D`) drop into any Keras model; the
-models (`AE`, `DAE`, `VAE`, `CVAE`) train with ``fit`` on the TensorFlow,
-JAX and PyTorch backends.
+`MaxPoolingWithArgmax2D`, `MaxUnpooling2D`, `SubPixelConv2DTranspose`) drop
+into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`) train with
+``fit`` on the TensorFlow, JAX and PyTorch backends.
 """
 
 from keras_vae import architectures, layers, losses, models
@@ -13,6 +13,7 @@ from keras_vae.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
     Sampling,
+    SubPixelConv2DTranspose,
 )
 from keras_vae.models import AE, CVAE, DAE, VAE
 
@@ -27,6 +28,7 @@ __all__ = [
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "Sampling",
+    "SubPixelConv2DTranspose",
     "VAE",
     "architectures",
     "layers",

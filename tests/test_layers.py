@@ -16,6 +16,7 @@ from keras_vae.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
     Sampling,
+    SubPixelConv2DTranspose,
 )
 
 
@@ -81,6 +82,21 @@ class HarnessTest(testing.TestCase):
             expected_output_shape=(2, 6, 6, 4),
             run_training_check=False,
             run_mixed_precision_check=False,
+        )
+
+    def test_subpixel_conv2d_transpose(self):
+        self.run_layer_test(
+            SubPixelConv2DTranspose,
+            init_kwargs={
+                "filters": 3,
+                "kernel_size": 3,
+                "strides": 2,
+                "padding": "same",
+                "implementation": "subpixel",
+            },
+            input_shape=(2, 5, 4, 2),
+            expected_output_shape=(2, 10, 8, 3),
+            expected_num_trainable_weights=2,
         )
 
 
@@ -402,6 +418,89 @@ def test_unpooling_low_precision(dtype, rng):
     assert keras.backend.standardize_dtype(restored.dtype) == dtype
 
 
+# ------------------------------------------------------- SubPixelConv2DTranspose
+def _native_and_subpixel(rng, input_shape, **kwargs):
+    native = keras.layers.Conv2DTranspose(padding="same", **kwargs)
+    subpixel = SubPixelConv2DTranspose(padding="same", implementation="subpixel", **kwargs)
+    native.build(input_shape)
+    subpixel.build(input_shape)
+    native.set_weights([rng.standard_normal(w.shape).astype("float32") for w in native.weights])
+    subpixel.set_weights(native.get_weights())
+    assert subpixel.uses_subpixel
+    return native, subpixel
+
+
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("strides", [2, 3, (2, 3)])
+@pytest.mark.parametrize("size", [(7, 7), (5, 6)])
+def test_subpixel_equals_keras_conv2d_transpose(kernel_size, strides, size, rng):
+    x = rng.standard_normal((2, *size, 3)).astype("float32")
+    native, subpixel = _native_and_subpixel(
+        rng, x.shape, filters=4, kernel_size=kernel_size, strides=strides, activation="relu"
+    )
+    expected, actual = to_numpy(native(x)), to_numpy(subpixel(x))
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, atol=2e-5)
+
+
+def test_subpixel_gradients_equal_the_native_ones(rng):
+    x = rng.standard_normal((3, 7, 7, 5)).astype("float32")
+    native, subpixel = _native_and_subpixel(rng, x.shape, filters=4, kernel_size=3, strides=2)
+    target = rng.standard_normal((3, 14, 14, 4)).astype("float32")
+    gradients = []
+    for layer in (native, subpixel):
+        model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+        model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+        before = [to_numpy(w) for w in model.weights]
+        model.train_on_batch(x, target)
+        gradients.append([b - to_numpy(w) for b, w in zip(before, model.weights)])
+    for expected, actual in zip(*gradients):
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_subpixel_implementation_choice():
+    layer = SubPixelConv2DTranspose(4, 3, strides=2, padding="same")
+    native_is_slow = keras.backend.backend() == "jax" and _jax_on_cpu()
+    assert layer.uses_subpixel is native_is_slow
+    assert not SubPixelConv2DTranspose(
+        4, 3, 2, padding="same", implementation="native"
+    ).uses_subpixel
+    # Configurations the rewrite does not cover run the native op whatever is asked.
+    for kwargs in (
+        {"padding": "valid"},
+        {"strides": 1},
+        {"output_padding": 1},
+        {"dilation_rate": 2, "strides": 1},
+    ):
+        options = {"strides": 2, "padding": "same", **kwargs}
+        layer = SubPixelConv2DTranspose(4, 3, implementation="subpixel", **options)
+        assert not layer.uses_subpixel, kwargs
+    with pytest.raises(ValueError, match="implementation"):
+        SubPixelConv2DTranspose(4, 3, implementation="fast")
+
+
+def _jax_on_cpu():
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
+@pytest.mark.parametrize("dtype", ["mixed_float16", "mixed_bfloat16"])
+def test_subpixel_mixed_precision(dtype, rng):
+    x = rng.standard_normal((2, 4, 4, 3)).astype("float32")
+    native, subpixel = _native_and_subpixel(rng, x.shape, filters=2, kernel_size=3, strides=2)
+    layer = SubPixelConv2DTranspose(
+        2, 3, strides=2, padding="same", dtype=dtype, implementation="subpixel"
+    )
+    layer.build(x.shape)
+    layer.set_weights(native.get_weights())
+    y = layer(x)
+    assert keras.backend.standardize_dtype(y.dtype) == dtype.split("_")[1]
+    np.testing.assert_allclose(
+        to_numpy(ops.cast(y, "float32")), to_numpy(native(x)), atol=0.1, rtol=0.02
+    )
+
+
 # ---------------------------------------------------------- serialization
 def test_every_layer_round_trips_through_a_keras_file(tmp_path, rng):
     image = keras.Input((6, 6, 2))
@@ -414,12 +513,15 @@ def test_every_layer_round_trips_through_a_keras_file(tmp_path, rng):
     prior = ClassMeanPrior(5, 3, name="prior")(labels)
     z_mean, z_log_var = KLDivergenceRegularizer(0.3, 0.05, name="kl")([z_mean, z_log_var, prior])
     z = Sampling(seed=5, name="sampling")([z_mean, z_log_var])
-    model = keras.Model([image, labels], [z_mean, z_log_var, z, unpooled])
+    upsampled = SubPixelConv2DTranspose(
+        2, 3, strides=2, padding="same", implementation="subpixel", name="deconv"
+    )(unpooled)
+    model = keras.Model([image, labels], [z_mean, z_log_var, z, unpooled, upsampled])
     x = [rng.random((4, 6, 6, 2)).astype("float32"), np.array([0, 4, 2, 1])]
     loaded = _round_trip(model, tmp_path)
     for original, restored in zip(model(x)[:2] + model(x)[3:], loaded(x)[:2] + loaded(x)[3:]):
         np.testing.assert_allclose(to_numpy(original), to_numpy(restored), rtol=1e-6)
-    for name in ("pool", "unpool", "prior", "kl", "sampling"):
+    for name in ("pool", "unpool", "prior", "kl", "sampling", "deconv"):
         assert loaded.get_layer(name).get_config() == model.get_layer(name).get_config()
     assert loaded.get_layer("kl").free_bits == 0.05
     np.testing.assert_allclose(

@@ -75,3 +75,9 @@ class TrainStep:
 
 def no_grad():
     return contextlib.nullcontext()
+
+
+def native_conv_transpose_is_slow():
+    """XLA's CPU backend runs the kernel gradient of a strided transposed convolution on a naive
+    path (about 3.6 s for a 14->28, 64->32 channel layer on a batch of 128, 2 cores)."""
+    return jax.default_backend() == "cpu"

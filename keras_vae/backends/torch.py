@@ -25,3 +25,7 @@ class TrainStep:
 
 def no_grad():
     return torch.no_grad()
+
+
+def native_conv_transpose_is_slow():
+    return False

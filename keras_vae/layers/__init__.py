@@ -1,8 +1,9 @@
-"""Drop-in Keras layers for variational and unpooling autoencoders."""
+"""Drop-in Keras layers for variational, unpooling and convolutional autoencoders."""
 
 from keras_vae.layers.class_mean_prior import ClassMeanPrior
 from keras_vae.layers.kl_divergence import KLDivergenceRegularizer
 from keras_vae.layers.sampling import Sampling
+from keras_vae.layers.subpixel import SubPixelConv2DTranspose
 from keras_vae.layers.unpooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "Sampling",
+    "SubPixelConv2DTranspose",
 ]
