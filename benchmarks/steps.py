@@ -1,0 +1,192 @@
+"""The bare training step of keras_vae's VAE against the Keras peer's, in one process.
+
+    KERAS_BACKEND=jax python -m benchmarks.steps --arch mlp
+    python -m benchmarks.steps --all    # = make bench-steps: every installed backend, both
+                                        # architectures, one process each (~4 min on 2 cores)
+
+Separate processes on a shared machine differ by +-30 % from one minute to the next; here both
+models live in the same process and their steps are timed in alternation (ours, peer, ours,
+peer, ...), each round a fixed number of steps on one batch, so a slow spell hits both alike.
+The step is compiled as `fit` compiles it (a `tf.function` on TensorFlow, `jax.jit` with the
+state donated on JAX, eager on torch); no fit loop, no input pipeline: what is left is the cost
+of keras_vae's `train_step`, loss and metrics against Keras' default `train_step` with
+``add_loss``. Prints the median examples/s of each and their ratio, with every round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=("mlp", "conv"), default="mlp")
+    parser.add_argument("--rounds", type=int, default=7, help="alternations (median reported)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per round")
+    parser.add_argument("--all", action="store_true", help="every installed backend and arch")
+    parser.add_argument("--out", default=None, help="also write the JSON here")
+    return parser.parse_args(argv)
+
+
+def _stepper(model, data, backend):
+    """A function running ``n`` train steps on ``data`` and waiting for the last one."""
+    from keras import ops
+
+    data = tuple(ops.convert_to_tensor(d) for d in data)
+    if backend == "jax":
+        import jax
+
+        state = [
+            [v.value for v in variables]
+            for variables in (
+                model.trainable_variables,
+                model.non_trainable_variables,
+                model.optimizer.variables,
+                model.metrics_variables,
+            )
+        ]
+        step = jax.jit(model.train_step, donate_argnums=0)
+        holder = [state]
+
+        def run(n):
+            current = holder[0]
+            for _ in range(n):
+                _, current = step(current, data)
+            holder[0] = jax.block_until_ready(current)
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        step = tf.function(model.train_step)
+    else:
+        step = model.train_step
+
+    def run(n):
+        for _ in range(n):
+            logs = step(data)
+        ops.convert_to_numpy(logs["loss"])
+
+    return run
+
+
+def table(results):
+    lines = [
+        "| backend | arch | ours step ex/s | keras_add_loss step ex/s | ours/add_loss | "
+        "each round, ours/peer |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in results:
+        ours, peer = r["examples_per_s"]["ours"], r["examples_per_s"]["keras_add_loss"]
+        rounds = "; ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(ours, peer))
+        lines.append(
+            f"| {r['backend']} | {r['arch']} | {r['median_examples_per_s']['ours']:,.0f} | "
+            f"{r['median_examples_per_s']['keras_add_loss']:,.0f} | "
+            f"{r['ours_over_add_loss']:.2f} | {rounds} |"
+        )
+    return "\n".join(lines)
+
+
+def run_all(args):
+    """One process per (backend, arch): a Keras backend is fixed per process."""
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    results = []
+    for backend in ("tensorflow", "jax", "torch"):
+        if importlib.util.find_spec(backend) is None:
+            print(f"{backend}: not installed, skipped", file=sys.stderr)
+            continue
+        for arch in ("mlp", "conv"):
+            with tempfile.NamedTemporaryFile(suffix=".json") as out:
+                command = [sys.executable, "-m", "benchmarks.steps", "--arch", arch]
+                command += ["--rounds", str(args.rounds), "--out", out.name]
+                if args.steps:
+                    command += ["--steps", str(args.steps)]
+                env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+                results.append(json.loads(open(out.name).read()))
+            print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    from benchmarks import common
+
+    text = "\n".join(
+        [
+            "# keras_vae vs the Keras add_loss peer: bare training steps in one process",
+            "",
+            f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; device: "
+            f"{common.cpu_model()}, {common.cpu_count()} cores; batch {common.BATCH_SIZE}; "
+            f"`python -m benchmarks.steps --all --rounds {args.rounds}`",
+            "",
+            table(results),
+            "",
+        ]
+    )
+    path = Path(__file__).resolve().parent / "results" / "steps.md"
+    path.write_text(text)
+    print(text)
+    print(f"Written: {path}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.all:
+        return run_all(args) or 0
+    import keras
+    import numpy as np
+
+    from benchmarks import common, ours
+    from benchmarks.peers import keras_add_loss
+
+    backend = keras.backend.backend()
+    shape = (784,) if args.arch == "mlp" else (28, 28, 1)
+    batch = np.random.default_rng(0).random((common.BATCH_SIZE, *shape)).astype("float32")
+    steps = args.steps or (100 if args.arch == "mlp" else 10)
+    if args.arch == "conv" and backend == "jax" and not args.steps:
+        steps = 5
+    runners = {}
+    for name, implementation, data in (
+        ("ours", ours, (batch,)),
+        ("keras_add_loss", keras_add_loss, (batch, batch)),
+    ):
+        if backend == "tensorflow":
+            keras.utils.set_random_seed(0)
+        else:  # set_random_seed would import TensorFlow into a JAX or torch process
+            np.random.seed(0)
+        model = implementation.build(args.arch)[0]
+        implementation.compile_model(model)
+        fit_args = {"y": batch} if name == "keras_add_loss" else {}
+        model.fit(batch, **fit_args, batch_size=common.BATCH_SIZE, epochs=1, verbose=0)
+        runners[name] = _stepper(model, data, backend)
+        runners[name](3)  # compile and warm up
+    speeds = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run(steps)
+            speeds[name].append(steps * common.BATCH_SIZE / (time.perf_counter() - start))
+    medians = {name: statistics.median(values) for name, values in speeds.items()}
+    result = {
+        "backend": backend,
+        "arch": args.arch,
+        "steps_per_round": steps,
+        "examples_per_s": speeds,
+        "median_examples_per_s": medians,
+        "ours_over_add_loss": medians["ours"] / medians["keras_add_loss"],
+    }
+    if args.out:
+        common.dump(result, args.out)
+    else:
+        print(table([result]))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    raise SystemExit(main())
