@@ -1,7 +1,7 @@
 """Benchmarks keras_vae against peer VAE implementations and writes benchmarks/results/.
 
     python -m benchmarks.run            # full: every row, whole Fashion-MNIST (< 15 min, 2 cores)
-    python -m benchmarks.run --quick    # MLP rows on a 12,800-example subset (< 2 min)
+    python -m benchmarks.run --quick    # MLP rows on a 10,240-example subset (< 2 min)
     python -m benchmarks.run --sweep    # compile settings (jit_compile, steps_per_execution,
                                         # input pipeline) of keras_vae's VAE per backend
     python -m benchmarks.run --rows 'ours.*mlp' --repeats 3
@@ -102,6 +102,7 @@ CPU_CONV_STEPS = 40
 CONV_WARMUP_STEPS = 4
 # Bare train_step calls timed after fit, on one batch: the step without the fit loop.
 MLP_RAW_STEPS = 200
+QUICK_RAW_STEPS = 50
 CONV_RAW_STEPS = 20
 
 
@@ -113,14 +114,23 @@ def plan(mode: str, gpu: bool = False) -> list[Row]:
     """The rows of a mode: "quick", "full" or "sweep"."""
     rows = []
     if mode == "quick":
-        size = 100 * common.BATCH_SIZE
+        size = 80 * common.BATCH_SIZE
         rows.append(Row("pytorch_example", "torch", "mlp", 1, size))
         for backend in BACKENDS:
-            rows.append(Row("keras_add_loss", backend, "mlp", 1, size, raw_steps=100))
-            rows.append(Row("ours", backend, "mlp", 1, size, raw_steps=100))
+            rows.append(Row("keras_add_loss", backend, "mlp", 1, size, raw_steps=QUICK_RAW_STEPS))
+            rows.append(Row("ours", backend, "mlp", 1, size, raw_steps=QUICK_RAW_STEPS))
         for (backend, arch), settings in TUNED.items():
             rows.append(
-                Row("ours", backend, arch, 1, size, group="tuned", raw_steps=100, **settings)
+                Row(
+                    "ours",
+                    backend,
+                    arch,
+                    1,
+                    size,
+                    group="tuned",
+                    raw_steps=QUICK_RAW_STEPS,
+                    **settings,
+                )
             )
         return rows
     if mode == "sweep":

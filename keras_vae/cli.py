@@ -100,34 +100,26 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=78)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _checked_number(convert, accept, expected: str):
+    """An argparse ``type`` converting with ``convert`` and accepting values where ``accept``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+_positive_int = _checked_number(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _checked_number(int, lambda v: v >= 0, "an integer >= 0")
+_non_negative_float = _checked_number(
+    float, lambda v: v >= 0 and not math.isinf(v), "a finite number >= 0"
+)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -236,16 +228,16 @@ def _data_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
 
 
 def _add_train_command(commands, common: argparse.ArgumentParser) -> None:
-    train = commands.add_parser(
+    train = _subcommand(
+        commands,
+        common,
         "train",
-        parents=[common],
         help="train a model and write a run folder",
         description=_wrap(
             "Train an AE, DAE, VAE or CVAE and write model, metrics, export and pictures "
             "into a run folder."
         ),
         epilog=_TRAIN_EPILOG,
-        formatter_class=_Formatter,
     )
     train.add_argument("--model", choices=MODELS, default="vae", help="which autoencoder")
     train.add_argument(
@@ -346,19 +338,35 @@ def _add_train_command(commands, common: argparse.ArgumentParser) -> None:
     train.set_defaults(func=_cmd_train)
 
 
-def _add_evaluate_command(commands, common: argparse.ArgumentParser) -> None:
-    evaluate = commands.add_parser(
-        "evaluate",
+def _subcommand(commands, common, name, help, description, epilog):
+    """A sub-command parser with the shared options, the help layout and its examples."""
+    return commands.add_parser(
+        name,
         parents=[common],
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=_Formatter,
+    )
+
+
+def _add_run_argument(parser) -> None:
+    parser.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or .keras file")
+
+
+def _add_evaluate_command(commands, common: argparse.ArgumentParser) -> None:
+    evaluate = _subcommand(
+        commands,
+        common,
+        "evaluate",
         help="print test metrics of a run or .keras file",
         description=_wrap(
             "Evaluate a trained model on a test split and print its metrics (the "
             "dataset and binarisation default to those in the run's config.json)."
         ),
         epilog=_EVALUATE_EPILOG,
-        formatter_class=_Formatter,
     )
-    evaluate.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or .keras file")
+    _add_run_argument(evaluate)
     evaluate.add_argument("--split", default="test", help="split to evaluate, e.g. test[:1000]")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N examples")
     evaluate.add_argument("--batch-size", type=_positive_int, default=512, help="batch size")
@@ -369,18 +377,18 @@ def _add_evaluate_command(commands, common: argparse.ArgumentParser) -> None:
 
 
 def _add_generate_command(commands, common: argparse.ArgumentParser) -> None:
-    generate = commands.add_parser(
+    generate = _subcommand(
+        commands,
+        common,
         "generate",
-        parents=[common],
         help="sample images from a vae/cvae",
         description=_wrap(
             "Decode draws from the prior of a VAE (or a CVAE's class prior) and save "
             "them as a PNG grid or a .npy array (chosen by the --out extension)."
         ),
         epilog=_GENERATE_EPILOG,
-        formatter_class=_Formatter,
     )
-    generate.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or .keras file")
+    _add_run_argument(generate)
     generate.add_argument("--n", type=_positive_int, default=64, help="number of samples")
     generate.add_argument(
         "--label", type=int, default=None, help="class to sample (cvae; default: every class)"
@@ -391,9 +399,10 @@ def _add_generate_command(commands, common: argparse.ArgumentParser) -> None:
 
 
 def _add_reconstruct_command(commands, common: argparse.ArgumentParser) -> None:
-    reconstruct = commands.add_parser(
+    reconstruct = _subcommand(
+        commands,
+        common,
         "reconstruct",
-        parents=[common],
         help="reconstruct test images",
         description=_wrap(
             "Reconstruct the first --n test images and save inputs above "
@@ -401,9 +410,8 @@ def _add_reconstruct_command(commands, common: argparse.ArgumentParser) -> None:
             "as .npy."
         ),
         epilog=_RECONSTRUCT_EPILOG,
-        formatter_class=_Formatter,
     )
-    reconstruct.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or .keras file")
+    _add_run_argument(reconstruct)
     reconstruct.add_argument("--n", type=_positive_int, default=16, help="number of images")
     reconstruct.add_argument("--seed", type=int, default=0, help="seed of the dae noise")
     reconstruct.add_argument("--out", required=True, help="FILE.png or FILE.npy")
@@ -412,15 +420,15 @@ def _add_reconstruct_command(commands, common: argparse.ArgumentParser) -> None:
 
 
 def _add_export_command(commands, common: argparse.ArgumentParser) -> None:
-    export = commands.add_parser(
+    export = _subcommand(
+        commands,
+        common,
         "export",
-        parents=[common],
         help="export a SavedModel (or ONNX) for serving",
         description="Export a trained model with named signatures (see keras_vae.export).",
         epilog=_EXPORT_EPILOG,
-        formatter_class=_Formatter,
     )
-    export.add_argument("run", metavar="RUN_OR_MODEL", help="run folder or .keras file")
+    _add_run_argument(export)
     export.add_argument("--out", required=True, help="output directory (or .onnx file)")
     export.add_argument(
         "--format", choices=("tf_saved_model", "onnx"), default="tf_saved_model", help="format"
