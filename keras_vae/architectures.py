@@ -147,7 +147,7 @@ def conv(
         deconv_implementation: how the strided transposed convolutions compute:
             ``"auto"`` (default), ``"subpixel"`` or ``"native"``; see
             `keras_vae.layers.SubPixelConv2DTranspose`. Every choice has the same
-            variables and outputs; ``"auto"`` is about 6x faster to train with JAX
+            variables and outputs; ``"auto"`` is about 4x faster to train with JAX
             on CPU and leaves the other backends on their native op.
 
     Example:
