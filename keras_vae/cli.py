@@ -1050,8 +1050,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example:
 
-    >>> main(["evaluate", "runs/vae", "--json"])  # doctest: +SKIP
-    0
+    >>> main(["evaluate", "no/such/run"])  # prints the error line to stderr
+    1
     """
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

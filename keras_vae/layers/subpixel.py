@@ -70,7 +70,7 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
 
     >>> import numpy as np
     >>> layer = SubPixelConv2DTranspose(8, 3, strides=2, padding="same")
-    >>> layer(np.zeros((2, 7, 7, 4), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 7, 7, 4), "float32")).shape)
     (2, 14, 14, 8)
     """
 
