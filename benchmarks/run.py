@@ -344,13 +344,13 @@ def median_result(results: list[dict]) -> dict:
     good = [r for r in results if "error" not in r]
     if not good:
         return results[-1]
-    good.sort(key=lambda r: r["examples_per_s"])
-    chosen = dict(good[(len(good) - 1) // 2])
+    # The lists stay in run order, so repeat k of one row pairs with repeat k of another.
     speeds = [r["examples_per_s"] for r in good]
+    steps = [r["raw_step_examples_per_s"] for r in good if r.get("raw_step_examples_per_s")]
+    chosen = dict(sorted(good, key=lambda r: r["examples_per_s"])[(len(good) - 1) // 2])
     chosen["repeats"] = len(good)
     chosen["examples_per_s"] = statistics.median(speeds)
     chosen["examples_per_s_all"] = speeds
-    steps = [r["raw_step_examples_per_s"] for r in good if r.get("raw_step_examples_per_s")]
     if steps:
         chosen["raw_step_examples_per_s"] = statistics.median(steps)
         chosen["raw_step_examples_per_s_all"] = steps
