@@ -221,3 +221,69 @@ def dump(result: dict, path: str | None):
         Path(path).write_text(text)
     else:
         print(text)
+
+
+# ------------------------------------------------------------------------ Keras train steps
+def seed_everything(seed: int, backend: str):
+    """`keras.utils.set_random_seed` without its side effect of importing TensorFlow (which
+    would load TF into JAX and torch rows and count in their memory)."""
+    import random
+
+    import keras
+
+    if backend == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def step_runner(model, data, backend: str, jit_compile: bool = False):
+    """``run(n)``: ``n`` calls of ``model.train_step`` on one batch ``data``, waiting for the last.
+
+    The step is compiled the way ``fit`` compiles it: ``jax.jit`` with the state donated on
+    JAX, a ``tf.function`` (with XLA when ``jit_compile``) on TensorFlow, eager on torch. No
+    fit loop, no input pipeline: the cost of the step itself.
+    """
+    from keras import ops
+
+    data = tuple(ops.convert_to_tensor(d) for d in data)
+    if backend == "jax":
+        import jax
+
+        state = [
+            [v.value for v in variables]
+            for variables in (
+                model.trainable_variables,
+                model.non_trainable_variables,
+                model.optimizer.variables,
+                model.metrics_variables,
+            )
+        ]
+        step = jax.jit(model.train_step, donate_argnums=0)
+        holder = [state]
+
+        def run(n):
+            current = holder[0]
+            for _ in range(n):
+                _, current = step(current, data)
+            holder[0] = jax.block_until_ready(current)
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        step = tf.function(model.train_step, jit_compile=bool(jit_compile))
+    else:
+        step = model.train_step
+
+    def run(n):
+        for _ in range(n):
+            logs = step(data)
+        ops.convert_to_numpy(logs["loss"])
+
+    return run

@@ -32,48 +32,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _stepper(model, data, backend):
-    """A function running ``n`` train steps on ``data`` and waiting for the last one."""
-    from keras import ops
-
-    data = tuple(ops.convert_to_tensor(d) for d in data)
-    if backend == "jax":
-        import jax
-
-        state = [
-            [v.value for v in variables]
-            for variables in (
-                model.trainable_variables,
-                model.non_trainable_variables,
-                model.optimizer.variables,
-                model.metrics_variables,
-            )
-        ]
-        step = jax.jit(model.train_step, donate_argnums=0)
-        holder = [state]
-
-        def run(n):
-            current = holder[0]
-            for _ in range(n):
-                _, current = step(current, data)
-            holder[0] = jax.block_until_ready(current)
-
-        return run
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        step = tf.function(model.train_step)
-    else:
-        step = model.train_step
-
-    def run(n):
-        for _ in range(n):
-            logs = step(data)
-        ops.convert_to_numpy(logs["loss"])
-
-    return run
-
-
 def table(results):
     lines = [
         "| backend | arch | ours step ex/s | keras_add_loss step ex/s | ours/add_loss | "
@@ -155,15 +113,12 @@ def main(argv=None):
         ("ours", ours, (batch,)),
         ("keras_add_loss", keras_add_loss, (batch, batch)),
     ):
-        if backend == "tensorflow":
-            keras.utils.set_random_seed(0)
-        else:  # set_random_seed would import TensorFlow into a JAX or torch process
-            np.random.seed(0)
+        common.seed_everything(0, backend)
         model = implementation.build(args.arch)[0]
         implementation.compile_model(model)
         fit_args = {"y": batch} if name == "keras_add_loss" else {}
         model.fit(batch, **fit_args, batch_size=common.BATCH_SIZE, epochs=1, verbose=0)
-        runners[name] = _stepper(model, data, backend)
+        runners[name] = common.step_runner(model, data, backend)
         runners[name](3)  # compile and warm up
     speeds = {name: [] for name in runners}
     for _ in range(args.rounds):

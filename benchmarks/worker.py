@@ -144,25 +144,6 @@ def _peak_accelerator_mb(backend):
     return None
 
 
-def _seed_everything(seed, backend):
-    """`keras.utils.set_random_seed` without its side effect of importing TensorFlow (which
-    would load TF into JAX and torch rows and count in their memory)."""
-    import random
-
-    import keras
-    import numpy as np
-
-    if backend == "tensorflow":
-        keras.utils.set_random_seed(seed)
-        return
-    random.seed(seed)
-    np.random.seed(seed)
-    if backend == "torch":
-        import torch
-
-        torch.manual_seed(seed)
-
-
 def raw_step_throughput(model, batch, with_targets, steps, backend, jit_compile):
     """Examples/s of ``model.train_step`` called in a loop on one batch, outside ``fit``.
 
@@ -170,44 +151,13 @@ def raw_step_throughput(model, batch, with_targets, steps, backend, jit_compile)
     when ``jit_compile``, on TensorFlow; eager on torch), so ``fit``'s throughput divided by this
     one is the share of the step time spent in the fit loop and the input pipeline.
     """
-    from keras import ops
+    from benchmarks import common
 
     data = (batch, batch) if with_targets else (batch,)
-    data = tuple(ops.convert_to_tensor(d) for d in data)
-    if backend == "jax":
-        import jax
-
-        state = (
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables],
-            [v.value for v in model.metrics_variables],
-        )
-        step = jax.jit(model.train_step, donate_argnums=0)
-
-        def run(n, state=state):
-            for _ in range(n):
-                _, state = step(state, data)
-            jax.block_until_ready(state)
-            return state
-
-        state = run(3)
-        start = time.perf_counter()
-        state = run(steps, state)
-    else:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            step = tf.function(model.train_step, jit_compile=bool(jit_compile))
-        else:
-            step = model.train_step
-        for _ in range(3):
-            logs = step(data)
-        ops.convert_to_numpy(logs["loss"])
-        start = time.perf_counter()
-        for _ in range(steps):
-            logs = step(data)
-        ops.convert_to_numpy(logs["loss"])
+    run = common.step_runner(model, data, backend, jit_compile)
+    run(3)  # compile and warm up
+    start = time.perf_counter()
+    run(steps)
     return steps * len(batch) / (time.perf_counter() - start)
 
 
@@ -216,7 +166,7 @@ def run_keras(args, backend, x_train, x_test, clock, info_after_eval):
 
     from benchmarks import common
 
-    _seed_everything(args.seed, backend)
+    common.seed_everything(args.seed, backend)
     if args.impl == "ours":
         from benchmarks import ours as implementation
     elif args.impl == "keras_add_loss":

@@ -3,10 +3,11 @@
 Each backend module defines ``TrainStep``, a mixin with ``train_step`` and
 ``test_step`` for `keras_vae.models.BaseAutoencoder`; ``no_grad()``, the
 context for inference outside ``fit``; and ``native_conv_transpose_is_slow()``,
-which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite. The model above it states its loss in
-``compute_loss_terms``; the mixin turns that into a gradient step the way the
-backend's own Keras trainer does (loss scaling for mixed precision and for
-``tf.distribute``, metric bookkeeping, stateless variables on JAX).
+which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite.
+The model above it states its loss in ``compute_loss_terms``; the mixin turns
+that into a gradient step the way the backend's own Keras trainer does (loss
+scaling for mixed precision and for ``tf.distribute``, metric bookkeeping,
+stateless variables on JAX).
 """
 
 import keras

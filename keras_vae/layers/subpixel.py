@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
+from keras.src.backend.common.backend_utils import (
+    _convert_conv_transpose_padding_args_from_keras_to_jax as _keras_transpose_padding,
+)
 
 from keras_vae import backends
 
 IMPLEMENTATIONS = ("auto", "subpixel", "native")
 
 
+@functools.cache
 def _phase_taps(kernel_size, stride):
-    """Tap tables of one spatial axis of a "same" transposed convolution.
+    """Tap tables of one spatial axis of a "same" transposed convolution (cached: read-only).
 
     Keras' ``Conv2DTranspose(padding="same")`` writes input ``i`` through tap ``t`` to output
-    ``i * stride + t - shift``, with ``shift = kernel_size - 1 - left_pad`` (Keras' own
-    padding rule, `_convert_conv_transpose_padding_args_from_keras_to_jax`). Output
+    ``i * stride + t - shift``, with ``shift = kernel_size - 1 - left_pad`` and ``left_pad``
+    from Keras' own padding rule, the one every backend's transposed convolution uses. Output
     ``q * stride + r`` (phase ``r``) therefore reads input ``q + offset`` with
     ``offset = (r + shift - t) / stride`` for every tap ``t`` where that is an integer.
 
@@ -25,7 +31,7 @@ def _phase_taps(kernel_size, stride):
     input needs ``before``/``after`` zeros so that a stride-1 "valid" convolution with a
     window of ``before + after + 1`` gives one output per input position.
     """
-    left_pad = min((stride + kernel_size - 2 + 1) // 2, kernel_size - 1)
+    left_pad, _ = _keras_transpose_padding(kernel_size, stride, 1, "same", None)
     shift = kernel_size - 1 - left_pad
     offsets = {}
     for phase in range(stride):
@@ -37,6 +43,7 @@ def _phase_taps(kernel_size, stride):
     table = np.full((stride, high - low + 1), kernel_size, dtype="int32")
     for (phase, tap), offset in offsets.items():
         table[phase, offset - low] = tap
+    table.flags.writeable = False  # shared by every caller through the cache
     return table, -low, high
 
 
