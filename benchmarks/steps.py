@@ -11,6 +11,10 @@ The step is compiled as `fit` compiles it (a `tf.function` on TensorFlow, `jax.j
 state donated on JAX, eager on torch); no fit loop, no input pipeline: what is left is the cost
 of keras_vae's `train_step`, loss and metrics against Keras' default `train_step` with
 ``add_loss``. Prints the median examples/s of each and their ratio, with every round.
+
+On TensorFlow a third model joins the rounds: ours compiled with ``jit_compile=False``, which
+turns off the XLA-compiled optimizer update that ``"auto"`` gives on a CPU (see
+`keras_vae.backends.tensorflow`); "XLA update gain" is ours over it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import os
 import statistics
 import time
 from pathlib import Path
+
+# ours with jit_compile=False: Keras' own optimizer update, not the XLA-compiled one (TF only).
+PLAIN_UPDATE = "ours_jit_compile_false"
 
 
 def parse_args(argv=None):
@@ -35,16 +42,19 @@ def parse_args(argv=None):
 def table(results):
     lines = [
         "| backend | arch | ours step ex/s | keras_add_loss step ex/s | ours/add_loss | "
-        "each round, ours/peer |",
-        "|---|---|---:|---:|---:|---|",
+        "ours, jit_compile=False | XLA update gain | each round, ours/peer |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         ours, peer = r["examples_per_s"]["ours"], r["examples_per_s"]["keras_add_loss"]
+        medians = r["median_examples_per_s"]
         rounds = "; ".join(f"{a:,.0f}/{b:,.0f}" for a, b in zip(ours, peer))
+        plain = medians.get(PLAIN_UPDATE)
         lines.append(
-            f"| {r['backend']} | {r['arch']} | {r['median_examples_per_s']['ours']:,.0f} | "
-            f"{r['median_examples_per_s']['keras_add_loss']:,.0f} | "
-            f"{r['ours_over_add_loss']:.2f} | {rounds} |"
+            f"| {r['backend']} | {r['arch']} | {medians['ours']:,.0f} | "
+            f"{medians['keras_add_loss']:,.0f} | {r['ours_over_add_loss']:.2f} | "
+            + (f"{plain:,.0f} | {medians['ours'] / plain:.2f}" if plain else " | ")
+            + f" | {rounds} |"
         )
     return "\n".join(lines)
 
@@ -109,13 +119,13 @@ def main(argv=None):
     if args.arch == "conv" and backend == "jax" and not args.steps:
         steps = 5
     runners = {}
-    for name, implementation, data in (
-        ("ours", ours, (batch,)),
-        ("keras_add_loss", keras_add_loss, (batch, batch)),
-    ):
+    contenders = [("ours", ours, (batch,)), ("keras_add_loss", keras_add_loss, (batch, batch))]
+    if backend == "tensorflow":
+        contenders.append((PLAIN_UPDATE, ours, (batch,)))
+    for name, implementation, data in contenders:
         common.seed_everything(0, backend)
         model = implementation.build(args.arch)[0]
-        implementation.compile_model(model)
+        implementation.compile_model(model, jit_compile=False if name == PLAIN_UPDATE else "auto")
         fit_args = {"y": batch} if name == "keras_add_loss" else {}
         model.fit(batch, **fit_args, batch_size=common.BATCH_SIZE, epochs=1, verbose=0)
         runners[name] = common.step_runner(model, data, backend)

@@ -67,7 +67,6 @@ images = served.signatures["generate"](eps=eps)["x"]  # (4, 28, 28, 1)
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 from collections.abc import Callable
@@ -75,6 +74,7 @@ from collections.abc import Callable
 import keras
 from keras import ops
 
+from keras_vae import backends
 from keras_vae.models.base import BaseAutoencoder
 from keras_vae.models.cvae import CVAE
 
@@ -202,7 +202,10 @@ def serving_endpoints(model: BaseAutoencoder) -> dict[str, tuple[Callable, list]
         endpoints["decode"] = (decode, decode_signature)
         if model.num_latent_outputs == 2:  # a prior to sample from: VAE and CVAE
             endpoints["generate"] = (generate, generate_signature)
-    return {name: (_checked_inputs(fn, specs), specs) for name, (fn, specs) in endpoints.items()}
+    return {
+        name: (backends.serving_input_checks(fn, specs), specs)
+        for name, (fn, specs) in endpoints.items()
+    }
 
 
 def export_model(
@@ -270,12 +273,10 @@ def export_model(
             "in a process started with KERAS_BACKEND=tensorflow."
         )
     archive = keras.export.ExportArchive()
-    if backend == "jax":
-        # JAX needs the layers that hold the serving weights tracked: tracking makes the
-        # TensorFlow copies of their variables that the converted functions read. (Not the
-        # model itself: on TensorFlow that traces Keras' default `model(x)` signature,
-        # which a CVAE that needs labels cannot run.) On TensorFlow the functions capture
-        # the variables themselves, and tracking would store every weight twice.
+    if backends.EXPORT_TRACKS_LAYERS:
+        # Only the layers that hold the serving weights, not the model itself: on TensorFlow
+        # tracking a model traces Keras' default `model(x)` signature, which a CVAE that
+        # needs labels cannot run.
         for layer in _serving_layers(model):
             archive.track(layer)
     for name, (fn, input_signature) in endpoints.items():
@@ -302,39 +303,6 @@ def _serving_layers(model):
     return layers
 
 
-def _checked_inputs(fn, input_signature):
-    """On TensorFlow, refuses inputs whose shape does not match ``input_signature`` at run time.
-
-    A served graph is fed raw tensors (TensorFlow Serving does not check shapes), and some
-    kernels abort the whole process on a tensor of the wrong rank (oneDNN convolutions do):
-    `tf.ensure_shape` turns that into an ``InvalidArgumentError``. JAX exports need no help:
-    ``XlaCallModule`` refines the module's shapes and refuses a mismatch.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return fn
-
-    @functools.wraps(fn)
-    def checked(*inputs):
-        import tensorflow as tf
-
-        inputs = [
-            tf.ensure_shape(tensor, spec.shape, name=f"check_{spec.name}_shape")
-            for tensor, spec in zip(inputs, input_signature)
-        ]
-        if len(inputs) > 1:
-            names = " and ".join(spec.name for spec in input_signature)
-            sizes = [tf.shape(tensor)[0] for tensor in inputs]
-            checks = [
-                tf.debugging.assert_equal(sizes[0], size, f"{names} must have the same batch size")
-                for size in sizes[1:]
-            ]
-            with tf.control_dependencies(checks):
-                inputs = [tf.identity(tensor) for tensor in inputs]
-        return fn(*inputs)
-
-    return checked
-
-
 def _float32(tensor):
     return ops.cast(tensor, "float32")
 
@@ -347,26 +315,8 @@ def _reconstruct(model, x, labels=None):
 
 
 def _checked(model, labels, fn):
-    """Runs ``fn(labels)``, refusing labels outside ``[0, num_classes)``."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        message = f"labels must be class indices in [0, {model.num_classes})"
-        checks = [
-            tf.debugging.assert_non_negative(labels, message=message),
-            tf.debugging.assert_less(labels, tf.constant(model.num_classes, labels.dtype), message),
-        ]
-        with tf.control_dependencies(checks):
-            return fn(tf.identity(labels))
-    # JAX cannot raise inside a compiled function: rows with bad labels become NaN.
-    outputs = fn(ops.clip(labels, 0, model.num_classes - 1))
-    valid = ops.logical_and(labels >= 0, labels < model.num_classes)
-    return {
-        name: ops.where(
-            ops.reshape(valid, (-1,) + (1,) * (len(value.shape) - 1)), value, float("nan")
-        )
-        for name, value in outputs.items()
-    }
+    """Runs ``fn(labels)``, refusing labels outside ``[0, num_classes)`` (how: the backend's)."""
+    return backends.checked_labels(labels, model.num_classes, fn)
 
 
 def _export_onnx(model, endpoints, filepath, verbose, **kwargs):

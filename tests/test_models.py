@@ -300,6 +300,101 @@ def test_jit_compile_and_steps_per_execution(kind):
     assert history["loss"][-1] < history["loss"][0]
 
 
+# TensorFlow: with jit_compile="auto" on a CPU the optimizer update alone runs under XLA.
+OPTIMIZERS = {
+    "adam": lambda: keras.optimizers.Adam(0.01),
+    "adamw_amsgrad": lambda: keras.optimizers.AdamW(0.01, weight_decay=0.1, amsgrad=True),
+    "sgd_nesterov_clipvalue": lambda: keras.optimizers.SGD(
+        0.01, momentum=0.9, nesterov=True, clipvalue=0.01
+    ),
+    "rmsprop_centered": lambda: keras.optimizers.RMSprop(0.001, momentum=0.5, centered=True),
+    "lion_global_clipnorm": lambda: keras.optimizers.Lion(0.001, global_clipnorm=0.5),
+    "adam_ema": lambda: keras.optimizers.Adam(0.01, use_ema=True, ema_overwrite_frequency=2),
+    "adam_accumulation": lambda: keras.optimizers.Adam(0.01, gradient_accumulation_steps=2),
+    "adam_schedule": lambda: keras.optimizers.Adam(
+        keras.optimizers.schedules.ExponentialDecay(0.01, 2, 0.5)
+    ),
+    "loss_scale": lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)),
+}
+
+
+def _fit_weights(kind, make_optimizer, jit_compile):
+    x, labels = binary_data(96)
+    keras.utils.set_random_seed(3)
+    model = make(kind)
+    model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)
+    history = model.fit(
+        *fit_args(kind, x, labels), batch_size=16, epochs=2, shuffle=False, verbose=0
+    )
+    weights = [to_numpy(v) for v in model.trainable_variables + model.optimizer.variables]
+    return model, weights, history.history["loss"]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA optimizer update is TensorFlow's")
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_tf_xla_optimizer_update_equals_keras_update(name):
+    fused, fused_weights, fused_loss = _fit_weights("vae", OPTIMIZERS[name], "auto")
+    plain, plain_weights, plain_loss = _fit_weights("vae", OPTIMIZERS[name], False)
+    assert fused.compiles_optimizer_update() and not plain.compiles_optimizer_update()
+    assert "_keras_vae_compiled_update" in fused.__dict__
+    assert "_keras_vae_compiled_update" not in plain.__dict__
+    iterations = [int(to_numpy(m.optimizer.iterations)) for m in (fused, plain)]
+    assert iterations[0] == iterations[1] == (6 if "accumulation" in name else 12)
+    np.testing.assert_allclose(fused_loss, plain_loss, rtol=1e-5)
+    for a, b in zip(fused_weights, plain_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA optimizer update is TensorFlow's")
+def test_tf_xla_optimizer_update_takes_sparse_gradients_and_mixed_precision():
+    # The CVAE's class-mean prior is gathered by label: its gradient is tf.IndexedSlices.
+    fused, fused_weights, _ = _fit_weights("cvae", OPTIMIZERS["adam"], "auto")
+    _, plain_weights, _ = _fit_weights("cvae", OPTIMIZERS["adam"], False)
+    assert fused.compiles_optimizer_update()
+    for a, b in zip(fused_weights, plain_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    keras.config.set_dtype_policy("mixed_float16")
+    model, weights, losses = _fit_weights("vae", OPTIMIZERS["adam"], "auto")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.compiles_optimizer_update()
+    assert all(np.all(np.isfinite(w)) for w in weights) and losses[-1] < losses[0]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the XLA optimizer update is TensorFlow's")
+def test_tf_xla_optimizer_update_only_where_it_is_safe():
+    class HomeMadeSGD(keras.optimizers.SGD):  # not Keras' own: may use ops XLA lacks
+        pass
+
+    model = make("vae")
+    for kwargs, expected in [
+        ({}, True),
+        ({"jit_compile": "auto"}, True),
+        ({"jit_compile": False}, False),  # explicit: no XLA anywhere
+        ({"jit_compile": True}, False),  # the whole step is XLA already
+        ({"run_eagerly": True}, False),
+        ({"optimizer": HomeMadeSGD(0.01)}, False),
+        ({"optimizer": keras.optimizers.LossScaleOptimizer(HomeMadeSGD(0.01))}, False),
+    ]:
+        model.compile(**{"optimizer": "adam", **kwargs})
+        assert model.compiles_optimizer_update() is expected, kwargs
+    # A recompile with another optimizer gets its own compiled update, and it trains.
+    x, _ = binary_data(64)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.fit(x, batch_size=32, epochs=1, verbose=0)
+    first = model.__dict__["_keras_vae_compiled_update"]
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    losses = model.fit(x, batch_size=32, epochs=4, verbose=0).history["loss"]
+    assert model.__dict__["_keras_vae_compiled_update"] is not first
+    assert int(to_numpy(model.optimizer.iterations)) == 8 and losses[-1] < losses[0]
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="TensorFlow's case is tested above")
+def test_jax_and_torch_never_compile_the_update_apart():
+    model = make("vae")
+    model.compile(optimizer="adam")
+    assert model.compiles_optimizer_update() is False
+
+
 def _mixed_policy():
     return "mixed_bfloat16" if BACKEND == "jax" else "mixed_float16"
 

@@ -1,9 +1,15 @@
 """The only code in keras_vae that knows which Keras backend runs.
 
-Each backend module defines ``TrainStep``, a mixin with ``train_step`` and
-``test_step`` for `keras_vae.models.BaseAutoencoder`; ``no_grad()``, the
-context for inference outside ``fit``; and ``native_conv_transpose_is_slow()``,
-which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite.
+Each backend module defines ``TrainStep``, a mixin with ``train_step``,
+``test_step`` and ``compiles_optimizer_update()`` (True where the TensorFlow
+step runs the optimizer update under XLA on its own) for
+`keras_vae.models.BaseAutoencoder`; ``no_grad()``, the
+context for inference outside ``fit``; ``native_conv_transpose_is_slow()``,
+which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite;
+and for `keras_vae.export`, ``serving_input_checks(fn, input_signature)`` (run-time
+shape checks of a served function), ``checked_labels(labels, num_classes, fn)``
+(refuse labels out of range: an assert on TensorFlow, NaN rows where compiled code
+cannot raise) and ``EXPORT_TRACKS_LAYERS``.
 The model above it states its loss in ``compute_loss_terms``; the mixin turns
 that into a gradient step the way the backend's own Keras trainer does (loss
 scaling for mixed precision and for ``tf.distribute``, metric bookkeeping,
@@ -15,15 +21,29 @@ import keras
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
-    from keras_vae.backends.tensorflow import TrainStep, native_conv_transpose_is_slow, no_grad
+    from keras_vae.backends import tensorflow as _impl
 elif _BACKEND == "jax":
-    from keras_vae.backends.jax import TrainStep, native_conv_transpose_is_slow, no_grad
+    from keras_vae.backends import jax as _impl
 elif _BACKEND == "torch":
-    from keras_vae.backends.torch import TrainStep, native_conv_transpose_is_slow, no_grad
+    from keras_vae.backends import torch as _impl
 else:
     raise ImportError(
         f"keras_vae models support the tensorflow, jax and torch Keras backends; "
         f"KERAS_BACKEND is {_BACKEND!r}."
     )
 
-__all__ = ["TrainStep", "native_conv_transpose_is_slow", "no_grad"]
+EXPORT_TRACKS_LAYERS = _impl.EXPORT_TRACKS_LAYERS
+TrainStep = _impl.TrainStep
+checked_labels = _impl.checked_labels
+native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow
+no_grad = _impl.no_grad
+serving_input_checks = _impl.serving_input_checks
+
+__all__ = [
+    "EXPORT_TRACKS_LAYERS",
+    "TrainStep",
+    "checked_labels",
+    "native_conv_transpose_is_slow",
+    "no_grad",
+    "serving_input_checks",
+]

@@ -11,6 +11,8 @@ import contextlib
 import jax
 import keras
 
+from keras_vae.backends._shared import nan_rows_for_bad_labels
+
 
 class TrainStep:
     def _stateless_loss(
@@ -72,6 +74,11 @@ class TrainStep:
         )
         return logs, (trainable, non_trainable, metrics_variables)
 
+    def compiles_optimizer_update(self):
+        """False: on JAX the update is compiled with the rest of the step (Keras jit-compiles
+        the whole step unless ``jit_compile=False``)."""
+        return False
+
 
 def no_grad():
     return contextlib.nullcontext()
@@ -81,3 +88,18 @@ def native_conv_transpose_is_slow():
     """XLA's CPU backend runs the kernel gradient of a strided transposed convolution on a naive
     path (about 3.6 s for a 14->28, 64->32 channel layer on a batch of 128, 2 cores)."""
     return jax.default_backend() == "cpu"
+
+
+# ------------------------------------------------------------------- SavedModel export
+# The converted functions read TensorFlow copies of the variables, which tracking the layers
+# that hold the serving weights makes.
+EXPORT_TRACKS_LAYERS = True
+
+
+def serving_input_checks(fn, input_signature):
+    """``fn`` itself: ``XlaCallModule`` refines the module's shapes and refuses a mismatch."""
+    return fn
+
+
+# A compiled JAX function cannot raise at run time: rows with bad labels become NaN.
+checked_labels = nan_rows_for_bad_labels

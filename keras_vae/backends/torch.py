@@ -2,6 +2,8 @@
 
 import torch
 
+from keras_vae.backends._shared import nan_rows_for_bad_labels
+
 
 class TrainStep:
     def train_step(self, data):
@@ -22,6 +24,10 @@ class TrainStep:
             outputs, terms = self.compute_total_loss(x, y, sample_weight, training=False)
             return self.update_metrics(x, y, sample_weight, outputs, terms)
 
+    def compiles_optimizer_update(self):
+        """False: the optimizer update runs as Keras' torch optimizers write it."""
+        return False
+
 
 def no_grad():
     return torch.no_grad()
@@ -29,3 +35,16 @@ def no_grad():
 
 def native_conv_transpose_is_slow():
     return False
+
+
+# ------------------------------------------------------- export (ONNX only from torch)
+# Keras writes no SavedModel from torch (`export_model` refuses it first); these keep the
+# interface of the other backends.
+EXPORT_TRACKS_LAYERS = False
+
+
+def serving_input_checks(fn, input_signature):
+    return fn
+
+
+checked_labels = nan_rows_for_bad_labels

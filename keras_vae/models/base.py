@@ -205,6 +205,9 @@ class BaseAutoencoder(TrainStep, keras.Model):
                 f"the constructor instead of loss={loss!r} to compile()."
             )
         super().compile(optimizer=optimizer, **kwargs)
+        # What the caller asked for, before Keras resolves "auto": the TensorFlow train step
+        # XLA-compiles the optimizer update alone when "auto" left the step itself uncompiled.
+        self._jit_compile_requested = kwargs.get("jit_compile", "auto")
         if self.built and self._compile_metrics is not None:
             # Built here so Keras need not call the model symbolically on x alone.
             spec = keras.KerasTensor((None, *self.data_shape), dtype="float32")
