@@ -5,10 +5,12 @@ step uncompiled (Keras turns XLA off on a machine without a GPU), the optimizer 
 compiled with XLA. Keras' optimizers write each update as about ten element-wise TensorFlow ops
 per variable (Adam: two moment updates, a square root, a division, ...), each one a pass over
 memory; XLA fuses them into one loop per variable. For the MLP VAE of the benchmarks (653k
-parameters) Adam's update drops from 4.0 to 1.8 ms and the whole step runs ~13 % faster
-(`benchmarks/README.md`). The matrix products stay on TensorFlow's own kernels, which beat
-XLA's on CPU. ``jit_compile=False`` turns it off; it is also off under a ``tf.distribute``
-strategy and for optimizers that are not Keras' own (a custom update may use ops XLA lacks).
+parameters) Adam's update drops from 4.1 to 1.7 ms and the whole step runs 6-18 % faster
+(`make bench-step-parts`, `make bench-steps`; `benchmarks/README.md`). The products and
+convolutions stay on TensorFlow's own kernels: the conv VAE trains at about half the speed
+with XLA on CPU, and XLA for the whole step often leaves a core idle on a small CPU.
+``jit_compile=False`` turns it off; it is also off under a ``tf.distribute`` strategy and for
+optimizers that are not Keras' own (a custom update may use ops XLA lacks).
 """
 
 import contextlib
