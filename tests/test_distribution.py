@@ -36,6 +36,16 @@ mirrored, mirrored_loss = run(strategy.scope())
 for a, b in zip(single, mirrored):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 np.testing.assert_allclose(single_loss, mirrored_loss, rtol=1e-5)
+# The XLA-compiled optimizer update is for one device only: off for a model made under a
+# strategy, also when asked outside its scope (the single-device run above used it).
+with strategy.scope():
+    distributed = AE(*architectures.mlp((6,), 2, (8,), variational=False), "bernoulli")
+    distributed.compile(optimizer="sgd")
+    assert not distributed.compiles_optimizer_update()
+assert not distributed.compiles_optimizer_update()
+local = AE(*architectures.mlp((6,), 2, (8,), variational=False), "bernoulli")
+local.compile(optimizer="sgd")
+assert local.compiles_optimizer_update()
 print("ok", single_loss, mirrored_loss)
 """
 )

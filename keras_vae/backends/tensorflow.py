@@ -47,6 +47,9 @@ class TrainStep:
             getattr(self, "_jit_compile_requested", None) == "auto"
             and not self.jit_compile
             and not self.run_eagerly
+            # Keras records the strategy a model was created under; inside its replica
+            # function has_strategy() says so too.
+            and getattr(self, "_distribute_strategy", None) is None
             and not tf.distribute.has_strategy()
             and _is_keras_optimizer(self.optimizer)
         )
