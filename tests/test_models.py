@@ -395,6 +395,29 @@ def test_jax_and_torch_never_compile_the_update_apart():
     assert model.compiles_optimizer_update() is False
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="Keras' per-step JAX state")
+def test_jax_loop_state_is_stored_untracked_and_still_syncs_into_callbacks():
+    # keras_vae stores the state Keras' JAX loop hands back after every batch as a plain dict
+    # (Keras' tracker walked it each step); a callback that reads the model must still see
+    # each step's weights.
+    x, _ = binary_data(128)
+    model = make("vae")
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            state = self._model._jax_state  # before `self.model`, which syncs it
+            assert type(state) is dict and type(state["trainable_variables"]) is list
+            seen.append(to_numpy(self.model.trainable_variables[0]).copy())
+
+    model.fit(x, batch_size=32, epochs=1, verbose=0, callbacks=[Spy()], shuffle=False)
+    assert len(seen) == 4
+    assert all(not np.allclose(a, b) for a, b in zip(seen, seen[1:]))
+    np.testing.assert_array_equal(seen[-1], to_numpy(model.trainable_variables[0]))
+    assert model._jax_state is None  # Keras drops it after fit, as before
+
+
 def _mixed_policy():
     return "mixed_bfloat16" if BACKEND == "jax" else "mixed_float16"
 
