@@ -3,11 +3,12 @@
     python -m benchmarks.step_parts          # = make bench-step-parts (~1 min on 2 cores)
 
 Times, on one batch of 128 and in alternation (so a slow spell of a shared machine hits every
-part alike), ``tf.function``s of: the forward pass; forward + gradients; Keras' Adam update
-alone, as Keras writes it and compiled with XLA (what keras_vae's default runs on a CPU), and
-TensorFlow's own fused ``ResourceApplyAdam`` for reference; and the whole ``train_step`` with
-the XLA update (``jit_compile="auto"``) and with Keras' update (``jit_compile=False``). Prints
-milliseconds per call (median of the rounds) and the CPU cores used.
+part alike), ``tf.function``s of: the model's forward pass and loss (``compute_total_loss``);
+the same with gradients; Keras' Adam update alone, as Keras writes it and compiled with XLA
+(what keras_vae's default runs on a CPU), and TensorFlow's own fused ``ResourceApplyAdam`` for
+reference; and the whole ``train_step`` with the XLA update (``jit_compile="auto"``) and with
+Keras' update (``jit_compile=False``). Prints milliseconds per call (median of the rounds) and
+the CPU cores used.
 """
 
 from __future__ import annotations
@@ -43,12 +44,8 @@ def parts(batch):
     variables = vae.trainable_variables
 
     def loss():
-        z_mean, z_log_var = vae.encoder(batch, training=True)
-        z = z_mean + tf.exp(0.5 * z_log_var) * tf.random.normal(tf.shape(z_mean))
-        logits = vae.decoder(z, training=True)
-        reconstruction = tf.reduce_sum(tf.nn.softplus(logits) - logits * batch, axis=-1)
-        kl = -0.5 * tf.reduce_sum(1 + z_log_var - z_mean**2 - tf.exp(z_log_var), axis=-1)
-        return tf.reduce_mean(reconstruction + kl)
+        # The model's own loss (reconstruction + KL, as its train_step computes it).
+        return vae.compute_total_loss(batch, None, None, training=True)[1]["loss"]
 
     def gradients():
         with tf.GradientTape() as tape:
@@ -70,7 +67,7 @@ def parts(batch):
 
     default, plain = vae, model(jit_compile=False)
     return {
-        "forward": tf.function(lambda: vae.decoder(vae.encoder(batch)[0])),
+        "forward + loss": tf.function(loss),
         "forward + gradients": tf.function(gradients),
         "Keras' Adam update": tf.function(lambda: keras_adam.apply(fixed, variables)),
         "the same under XLA": tf.function(

@@ -5,7 +5,7 @@ step uncompiled (Keras turns XLA off on a machine without a GPU), the optimizer 
 compiled with XLA. Keras' optimizers write each update as about ten element-wise TensorFlow ops
 per variable (Adam: two moment updates, a square root, a division, ...), each one a pass over
 memory; XLA fuses them into one loop per variable. For the MLP VAE of the benchmarks (653k
-parameters) Adam's update drops from 4.1 to 1.7 ms and the whole step runs 6-18 % faster
+parameters) Adam's update drops from 4.1-4.8 to 1.7-2.5 ms and the whole step runs 6-19 % faster
 (`make bench-step-parts`, `make bench-steps`; `benchmarks/README.md`). The products and
 convolutions stay on TensorFlow's own kernels: the conv VAE trains at about half the speed
 with XLA on CPU, and XLA for the whole step often leaves a core idle on a small CPU.
