@@ -91,6 +91,9 @@ class KLWarmup(keras.callbacks.Callback):
         end: the weight after warm-up. Defaults to the value each variable holds when
             training first begins (the ``kl_weight``/``weight`` the model was built with).
         per_batch: update the weight before every batch (smooth) rather than every epoch.
+            Such a callback needs every batch, so under the models' default
+            ``compile(steps_per_execution="auto")`` it keeps ``fit`` at one batch per
+            compiled call; ``per_batch=False`` leaves it free.
 
     Example:
 
@@ -127,6 +130,12 @@ class KLWarmup(keras.callbacks.Callback):
         self._steps_per_epoch: int | None = None
         self._epoch = 0
         self._current: float | None = None
+
+    @property
+    def needs_every_batch(self) -> bool:
+        """Per-batch annealing must see every batch: under
+        ``compile(steps_per_execution="auto")`` it keeps ``fit`` at one batch per call."""
+        return self.per_batch
 
     def _progress(self, epoch: int, batch: int = 0) -> float:
         """The fraction of the way from ``start`` to ``end`` at ``(epoch, batch)``, in [0, 1]."""

@@ -122,6 +122,13 @@ _non_negative_float = _checked_number(
 )
 
 
+def _steps_per_execution(text: str):
+    """``auto`` or a positive integer (see `keras_vae.models.BaseAutoencoder.compile`)."""
+    if text == "auto":
+        return text
+    return _checked_number(int, lambda v: v >= 1, "'auto' or a positive integer")(text)
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     parts = [part for part in text.replace(" ", "").split(",") if part]
     try:
@@ -312,10 +319,11 @@ def _add_train_command(commands, common: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--steps-per-execution",
-        type=_positive_int,
-        default=1,
+        type=_steps_per_execution,
+        default="auto",
         metavar="N",
-        help="batches per compiled call",
+        help="batches per compiled call, or auto: 32 on TensorFlow unless a callback needs "
+        "every batch (--kl-warmup does), 1 on JAX and torch",
     )
     train.add_argument(
         "--verbose",

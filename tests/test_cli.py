@@ -112,6 +112,7 @@ def test_train_writes_the_run_folder(vae_run):
     config = json.loads((vae_run / "config.json").read_text())
     assert config["model"] == "vae" and config["latent_dim"] == 2 and config["backend"] == BACKEND
     assert config["splits"]["train"] == "train[:512]"
+    assert config["steps_per_execution"] == "auto"
 
 
 @pytest.mark.slow
@@ -215,6 +216,10 @@ def test_export_saved_model(vae_run, tmp_path, capsys):
         (["train", "--model", "vae", "--arch", "segnet", "--out", "x"], ["segnet is for"]),
         (["train", "--model", "ae", "--beta", "2", "--out", "x"], ["--beta applies to vae/cvae"]),
         (["train", "--hidden-units", "a,b", "--out", "x"], ["comma-separated"]),
+        (
+            ["train", "--steps-per-execution", "0", "--out", "x"],
+            ["--steps-per-execution", "'auto' or a positive integer"],
+        ),
         (["generate", "run", "--out", "samples.jpg"], ["must end with .png or .npy"]),
         (["export", "run", "--out", "x", "--format", "zip"], ["invalid choice: 'zip'"]),
         ([], ["required"]),

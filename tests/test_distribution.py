@@ -46,6 +46,11 @@ assert not distributed.compiles_optimizer_update()
 local = AE(*architectures.mlp((6,), 2, (8,), variational=False), "bernoulli")
 local.compile(optimizer="sgd")
 assert local.compiles_optimizer_update()
+# steps_per_execution="auto" stays at 1 under a strategy (Keras' multi-step loop fails there).
+x = np.zeros((64, 6), "float32")
+distributed.fit(x, x, batch_size=8, verbose=0)
+local.fit(x, x, batch_size=8, verbose=0)
+assert (distributed.steps_per_execution, local.steps_per_execution) == (1, 32)
 print("ok", single_loss, mirrored_loss)
 """
 )

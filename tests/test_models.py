@@ -9,6 +9,8 @@ import pytest
 from conftest import BACKEND, run_python, to_numpy
 
 from keras_vae import AE, CVAE, DAE, VAE, architectures
+from keras_vae.backends import AUTO_STEPS_PER_EXECUTION
+from keras_vae.callbacks import KLWarmup, SampleGrid
 
 DIM = 12
 
@@ -298,6 +300,152 @@ def test_jit_compile_and_steps_per_execution(kind):
     )
     history = model.fit(x, epochs=3, batch_size=64, verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
+
+
+# compile(steps_per_execution="auto"): several batches per call unless a callback needs each.
+AUTO = AUTO_STEPS_PER_EXECUTION  # 32 on TensorFlow, 1 on JAX and torch
+
+
+class _BatchLog(keras.callbacks.Callback):
+    """Records the batch indices fit shows it, and the model's steps per execution."""
+
+    def __init__(self, needs_every_batch=None):
+        super().__init__()
+        if needs_every_batch is not None:
+            self.needs_every_batch = needs_every_batch
+        self.batches = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append((batch, self.model.steps_per_execution))
+
+
+def test_auto_steps_per_execution_resolves_per_call():
+    x, _ = binary_data(320)
+    model = make("vae")
+    model.compile(optimizer="adam")  # steps_per_execution="auto"
+    assert model.get_compile_config()["steps_per_execution"] == "auto"
+    model.fit(x, epochs=1, batch_size=4, verbose=0)  # 80 batches
+    assert model.steps_per_execution == AUTO
+    model.evaluate(x, batch_size=4, verbose=0)
+    assert model.steps_per_execution == AUTO
+    assert model.predict(x[:8], batch_size=4, verbose=0).shape == (8, DIM)
+    assert model.steps_per_execution == 1  # predict: one batch per call
+
+    # A callback with a batch hook sees every batch, as with Keras' default.
+    log = _BatchLog()
+    model.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[log])
+    assert log.batches == [(b, 1) for b in range(80)]
+    lambda_seen = []
+    model.fit(
+        x,
+        epochs=1,
+        batch_size=4,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: lambda_seen.append(b))
+        ],
+    )
+    assert lambda_seen == list(range(80))
+    # ... unless it says it does not need to.
+    tolerant = _BatchLog(needs_every_batch=False)
+    model.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[tolerant])
+    assert len(tolerant.batches) == -(-80 // AUTO)  # called once per call of AUTO batches
+    assert {steps for _, steps in tolerant.batches} == {AUTO}
+    # An integer is Keras' own setting: used as given.
+    model.compile(optimizer="adam", steps_per_execution=1)
+    model.fit(x, epochs=1, batch_size=4, verbose=0)
+    assert model.steps_per_execution == 1
+
+
+@pytest.mark.parametrize(
+    "callback, every_batch",
+    [
+        (lambda d: keras.callbacks.EarlyStopping(monitor="loss"), False),
+        (lambda d: keras.callbacks.CSVLogger(os.path.join(d, "log.csv")), False),
+        (lambda d: keras.callbacks.TerminateOnNaN(), False),
+        (lambda d: keras.callbacks.ModelCheckpoint(os.path.join(d, "m.keras")), False),
+        (lambda d: keras.callbacks.ModelCheckpoint(os.path.join(d, "m.keras"), save_freq=3), True),
+        (lambda d: keras.callbacks.BackupAndRestore(os.path.join(d, "b")), False),
+        (lambda d: keras.callbacks.BackupAndRestore(os.path.join(d, "b"), save_freq=3), True),
+        (lambda d: KLWarmup(2, per_batch=False), False),
+        (lambda d: KLWarmup(2), True),
+        (lambda d: SampleGrid(os.path.join(d, "g"), every=5), False),
+    ],
+    ids=[
+        "early_stopping",
+        "csv_logger",
+        "terminate_on_nan",
+        "checkpoint_per_epoch",
+        "checkpoint_per_3_batches",
+        "backup_per_epoch",
+        "backup_per_3_batches",
+        "kl_warmup_per_epoch",
+        "kl_warmup_per_batch",
+        "sample_grid",
+    ],
+)
+def test_auto_steps_per_execution_reads_each_callbacks_needs(callback, every_batch, tmp_path):
+    x, _ = binary_data(128)
+    model = make("vae")
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[callback(str(tmp_path))])
+    assert model.steps_per_execution == (1 if every_batch else AUTO)
+
+
+def test_auto_steps_per_execution_trains_the_same_weights():
+    """Many batches per call changes how often Python runs, not the training: same weights,
+    same optimizer state, same logged losses as one batch per call."""
+    x, _ = binary_data(200)
+    results = []
+    for steps in (1, "auto"):
+        keras.utils.set_random_seed(5)
+        model = make("vae")
+        model.compile(optimizer=keras.optimizers.Adam(0.01), steps_per_execution=steps)
+        history = model.fit(x, epochs=2, batch_size=8, shuffle=False, verbose=0).history
+        score = model.evaluate(x, batch_size=8, verbose=0, return_dict=True)
+        weights = [to_numpy(v) for v in model.trainable_variables + model.optimizer.variables]
+        results.append((weights, history["loss"], score["loss"]))
+    assert model.steps_per_execution == AUTO
+    (w1, h1, s1), (w2, h2, s2) = results
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h1, h2, rtol=1e-5)
+    np.testing.assert_allclose(s1, s2, rtol=1e-5)
+
+
+def test_auto_steps_per_execution_keeps_compiled_functions_until_recompile():
+    x, _ = binary_data(64)
+    model = make("vae")
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    first = model.train_function
+    model.fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[_BatchLog()])  # 1 per call
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert model.train_function is first  # no new trace for switching back
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert model.train_function is not first
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "fast", None])
+def test_compile_rejects_a_bad_steps_per_execution(bad):
+    model = make("vae")
+    with pytest.raises(ValueError, match="steps_per_execution.*must be 'auto' or a positive"):
+        model.compile(optimizer="adam", steps_per_execution=bad)
+    assert not model.compiled
+
+
+def test_auto_steps_per_execution_survives_saving(tmp_path):
+    x, _ = binary_data(64)
+    model = make("vae")
+    model.compile(optimizer="adam")
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    path = os.path.join(tmp_path, "vae.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_compile_config()["steps_per_execution"] == "auto"
+    loaded.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert loaded.steps_per_execution == AUTO
 
 
 # TensorFlow: with jit_compile="auto" on a CPU the optimizer update alone runs under XLA.

@@ -3,7 +3,9 @@
 Each backend module defines ``TrainStep``, a mixin with ``train_step``,
 ``test_step`` and ``compiles_optimizer_update()`` (True where the TensorFlow
 step runs the optimizer update under XLA on its own) for
-`keras_vae.models.BaseAutoencoder`; ``no_grad()``, the
+`keras_vae.models.BaseAutoencoder`; ``AUTO_STEPS_PER_EXECUTION`` and
+``auto_steps_per_execution(model)``, the batches per compiled call that
+``compile(steps_per_execution="auto")`` runs; ``no_grad()``, the
 context for inference outside ``fit``; ``native_conv_transpose_is_slow()``,
 which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite;
 and for `keras_vae.export`, ``serving_input_checks(fn, input_signature)`` (run-time
@@ -32,6 +34,8 @@ else:
         f"KERAS_BACKEND is {_BACKEND!r}."
     )
 
+AUTO_STEPS_PER_EXECUTION = _impl.AUTO_STEPS_PER_EXECUTION
+auto_steps_per_execution = _impl.auto_steps_per_execution
 EXPORT_TRACKS_LAYERS = _impl.EXPORT_TRACKS_LAYERS
 TrainStep = _impl.TrainStep
 checked_labels = _impl.checked_labels
@@ -40,8 +44,10 @@ no_grad = _impl.no_grad
 serving_input_checks = _impl.serving_input_checks
 
 __all__ = [
+    "AUTO_STEPS_PER_EXECUTION",
     "EXPORT_TRACKS_LAYERS",
     "TrainStep",
+    "auto_steps_per_execution",
     "checked_labels",
     "native_conv_transpose_is_slow",
     "no_grad",

@@ -11,7 +11,7 @@ import contextlib
 import jax
 import keras
 
-from keras_vae.backends._shared import nan_rows_for_bad_labels
+from keras_vae.backends._shared import nan_rows_for_bad_labels, one_step_per_execution
 
 # Attributes Keras' JAX trainer sets in its fit/evaluate/predict loops after every batch (the
 # new state, as a dict of lists of arrays). Keras only reads them back (`jax_state_sync`), but
@@ -100,6 +100,12 @@ def native_conv_transpose_is_slow():
     """XLA's CPU backend runs the kernel gradient of a strided transposed convolution on a naive
     path (about 3.6 s for a 14->28, 64->32 channel layer on a batch of 128, 2 cores)."""
     return jax.default_backend() == "cpu"
+
+
+# Batches per compiled call under compile(steps_per_execution="auto"). Keras' JAX loop calls
+# the jitted step once per batch either way (only callbacks and the state hand-over are spared).
+AUTO_STEPS_PER_EXECUTION = 1
+auto_steps_per_execution = one_step_per_execution
 
 
 # ------------------------------------------------------------------- SavedModel export

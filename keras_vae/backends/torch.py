@@ -2,7 +2,7 @@
 
 import torch
 
-from keras_vae.backends._shared import nan_rows_for_bad_labels
+from keras_vae.backends._shared import nan_rows_for_bad_labels, one_step_per_execution
 
 
 class TrainStep:
@@ -35,6 +35,11 @@ def no_grad():
 
 def native_conv_transpose_is_slow():
     return False
+
+
+# Keras' torch trainer refuses steps_per_execution > 1.
+AUTO_STEPS_PER_EXECUTION = 1
+auto_steps_per_execution = one_step_per_execution
 
 
 # ------------------------------------------------------- export (ONNX only from torch)

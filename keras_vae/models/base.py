@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import math
 import types
@@ -12,9 +13,12 @@ import numpy as np
 from keras import ops
 
 from keras_vae import losses as vae_losses
-from keras_vae.backends import TrainStep, no_grad
+from keras_vae.backends import TrainStep, auto_steps_per_execution, no_grad
+from keras_vae.models import _execution
 
 DEFAULT_BATCH_SIZE = 256
+_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
+_EVALUATE_SIGNATURE = inspect.signature(keras.Model.evaluate)
 
 
 def _as_list(outputs):
@@ -188,23 +192,68 @@ class BaseAutoencoder(TrainStep, keras.Model):
         return self.get_metrics_result()
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`; a Python generator may also yield bare ``x`` batches."""
+        """`keras.Model.fit`; a Python generator may also yield bare ``x`` batches.
+
+        Under ``compile(steps_per_execution="auto")`` (the default) this call runs several
+        batches per compiled call unless a callback needs every batch (see `compile`).
+        """
         if "validation_data" in kwargs:
             kwargs["validation_data"] = _tuple_batches(kwargs["validation_data"])
+        callbacks = _FIT_SIGNATURE.bind(self, x, y, *args, **kwargs).arguments.get("callbacks")
+        self._resolve_steps_per_execution(callbacks, ("train", "test"))
         return super().fit(_tuple_batches(x), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`; a Python generator may also yield bare ``x`` batches."""
+        # fit() validates through evaluate(): it keeps fit's steps per execution.
+        if not kwargs.get("_use_cached_eval_dataset"):
+            arguments = _EVALUATE_SIGNATURE.bind(self, x, y, *args, **kwargs).arguments
+            self._resolve_steps_per_execution(arguments.get("callbacks"), ("test",))
         return super().evaluate(_tuple_batches(x), y, *args, **kwargs)
 
-    def compile(self, optimizer="adam", loss=None, **kwargs):
-        """Like `keras.Model.compile`; the loss is the model's own (set in the constructor)."""
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict` (one batch per compiled call under ``"auto"``)."""
+        self._resolve_steps_per_execution(None, ())
+        return super().predict(x, *args, **kwargs)
+
+    def _resolve_steps_per_execution(self, callbacks, phases):
+        requested = getattr(self, "_steps_per_execution_requested", None)
+        if requested != _execution.AUTO:
+            return
+        steps = auto_steps_per_execution(self) if phases else 1
+        _execution.use_steps_per_execution(
+            self, _execution.resolve(requested, callbacks, phases, steps)
+        )
+
+    def compile(self, optimizer="adam", loss=None, steps_per_execution="auto", **kwargs):
+        """Like `keras.Model.compile`; the loss is the model's own (set in the constructor).
+
+        ``steps_per_execution`` may also be ``"auto"``, the default: each ``fit`` and
+        ``evaluate`` call then runs ``AUTO_STEPS_PER_EXECUTION`` batches per compiled call (32
+        on TensorFlow, 1 on JAX and torch, and 1 under a ``tf.distribute`` strategy; see
+        `keras_vae.backends`), which spares Keras' Python loop its per-batch work, unless one of
+        its callbacks must see every batch: then 1, as with Keras' default. Callbacks with no batch hooks (`keras.callbacks.EarlyStopping`,
+        ``CSVLogger``, `keras_vae.callbacks.SampleGrid`, ...), the progress bar,
+        ``TerminateOnNaN``, and checkpoints or TensorBoard logs written per epoch do not need
+        every batch; any other callback with a batch hook does (``KLWarmup(per_batch=True)``,
+        ``ModelCheckpoint(save_freq=100)``, a ``LambdaCallback(on_train_batch_end=...)``), unless
+        it declares ``needs_every_batch = False``. An integer is used as given, as in Keras.
+        ``predict`` runs one batch per call under ``"auto"``.
+        """
         if loss is not None:
             raise ValueError(
                 f"{type(self).__name__} computes its own loss; pass reconstruction_loss= to "
                 f"the constructor instead of loss={loss!r} to compile()."
             )
-        super().compile(optimizer=optimizer, **kwargs)
+        requested = _execution.check_requested(steps_per_execution)
+        super().compile(
+            optimizer=optimizer,
+            steps_per_execution=1 if requested == _execution.AUTO else requested,
+            **kwargs,
+        )
+        _execution.forget_step_functions(self)
+        self._steps_per_execution_requested = requested
+        self._compile_config.config["steps_per_execution"] = requested  # saved with the model
         # What the caller asked for, before Keras resolves "auto": the TensorFlow train step
         # XLA-compiles the optimizer update alone when "auto" left the step itself uncompiled.
         self._jit_compile_requested = kwargs.get("jit_compile", "auto")
