@@ -10,7 +10,7 @@ TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::DeprecationWarning
 # Files whose behaviour depends on the Keras backend: run on jax and torch too.
 BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.py
 
-.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-step-parts saved-models lint clean
+.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-step-parts bench-paired saved-models lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-steps: $(STAMP)
 
 bench-step-parts: $(STAMP)
 	$(PY) -m benchmarks.step_parts
+
+bench-paired: $(STAMP) data
+	$(PY) -m benchmarks.paired --all
 
 saved-models: $(STAMP) data
 	$(PY) saved_models/build.py

@@ -154,6 +154,10 @@ class StepClock:
         step0, t0, cpu0 = steady[0]
         seconds = self.end - t0
         first = self.marks[1][1] if len(self.marks) > 1 else self.end
+        # With N steps per execution the second mark comes after N steps: count only the
+        # first of them, taking the others at the steady rate.
+        steps_in_first = self.marks[1][0] if len(self.marks) > 1 else total_steps
+        first -= max(0, steps_in_first - 1) * seconds / max(1, total_steps - step0)
         return {
             "examples_per_s": (total_steps - step0) * batch_size / seconds,
             # CPU time of all this process's threads: a load-independent proxy of the work per
@@ -171,6 +175,9 @@ def keras_step_callback(clock: StepClock, steps_per_epoch: int):
     import keras
 
     class _StepClockCallback(keras.callbacks.Callback):
+        # Marks once per execution: keeps compile(steps_per_execution="auto") at its value.
+        needs_every_batch = False
+
         def __init__(self):
             super().__init__()
             self.epoch = 0
@@ -221,6 +228,27 @@ def dump(result: dict, path: str | None):
         Path(path).write_text(text)
     else:
         print(text)
+
+
+def run_module(module: str, backend: str, arguments: list[str]) -> dict:
+    """``python -m module *arguments --out F`` in a fresh process on ``backend``: its JSON."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, "-m", module, *arguments, "--out", out.name]
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(Path(out.name).read_text())
+
+
+def write_or_print(result: dict, path: str | None, table) -> None:
+    """The JSON to ``path`` if given, else ``table([result])`` on stdout."""
+    if path:
+        dump(result, path)
+    else:
+        print(table([result]))
 
 
 # ------------------------------------------------------------------------ Keras train steps

@@ -32,7 +32,7 @@ def build(arch="mlp", seed=None):
     return model, encode, decode, "logits"
 
 
-def compile_model(model, jit_compile="auto", steps_per_execution=1):
+def compile_model(model, jit_compile="auto", steps_per_execution="auto"):
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         jit_compile=jit_compile,

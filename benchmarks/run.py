@@ -44,7 +44,7 @@ class Row:
     epochs: int
     train_size: int | None = None
     jit_compile: str = "auto"
-    steps_per_execution: int = 1
+    steps_per_execution: int | None = None  # None: the implementation's default
     input: str = "numpy"
     patches: tuple[str, ...] = ()
     group: str = "default"  # "default" (compile defaults), "tuned", "reference" or "sweep"
@@ -56,7 +56,7 @@ class Row:
         parts = []
         if self.jit_compile != "auto":
             parts.append(f"jit={self.jit_compile}")
-        if self.steps_per_execution != 1:
+        if self.steps_per_execution is not None:
             parts.append(f"spe={self.steps_per_execution}")
         if self.input != "numpy":
             parts.append(self.input)
@@ -79,7 +79,8 @@ class Row:
         cmd = [sys.executable, "-m", "benchmarks.worker", "--impl", self.impl]
         cmd += ["--arch", self.arch, "--epochs", str(self.epochs), "--out", out]
         cmd += ["--jit-compile", self.jit_compile, "--input", self.input]
-        cmd += ["--steps-per-execution", str(self.steps_per_execution)]
+        if self.steps_per_execution is not None:
+            cmd += ["--steps-per-execution", str(self.steps_per_execution)]
         cmd += ["--warmup-steps", str(self.warmup)]
         if self.train_size:
             cmd += ["--train-size", str(self.train_size)]
@@ -96,6 +97,8 @@ class Row:
 TUNED = {
     ("tensorflow", "mlp"): {"jit_compile": "true", "steps_per_execution": 50, "input": "tfdata"},
 }
+# keras_vae.backends.tensorflow.AUTO_STEPS_PER_EXECUTION (this process imports no framework).
+TF_AUTO_STEPS = 32
 # The conv rows on a machine without a GPU: XLA's CPU convolutions (JAX) run about 4 s per step
 # of 128 (see README), so every conv row trains the same 40 steps and is scored after them.
 CPU_CONV_STEPS = 40
@@ -137,7 +140,7 @@ def plan(mode: str, gpu: bool = False) -> list[Row]:
         size = 200 * common.BATCH_SIZE
         for impl in ("ours",):  # the settings act alike on the peer: see the full run's tuned rows
             for jit in ("false", "true"):
-                for spe in (1, 10, 50):
+                for spe in (None, 1, 10, 50):  # None: keras_vae's "auto" (32 on TensorFlow)
                     rows.append(Row(impl, "tensorflow", "mlp", 2, size, jit, spe, group="sweep"))
             rows.append(
                 Row(impl, "tensorflow", "mlp", 2, size, "true", 50, "tfdata", group="sweep")
@@ -145,12 +148,11 @@ def plan(mode: str, gpu: bool = False) -> list[Row]:
             rows.append(
                 Row(impl, "tensorflow", "mlp", 2, size, "false", 1, "tfdata", group="sweep")
             )
-            for spe in (1, 10, 50):
+            for spe in (None, 10, 50):  # "auto" is 1 on JAX
                 rows.append(Row(impl, "jax", "mlp", 2, size, "auto", spe, group="sweep"))
             rows.append(Row(impl, "jax", "mlp", 2, size, "auto", 50, "tfdata", group="sweep"))
-            for spe in (1, 10):
-                rows.append(Row(impl, "torch", "mlp", 2, size, "auto", spe, group="sweep"))
-            rows.append(Row(impl, "torch", "mlp", 2, size, "auto", 1, "tfdata", group="sweep"))
+            rows.append(Row(impl, "torch", "mlp", 2, size, group="sweep"))  # Keras: only 1
+            rows.append(Row(impl, "torch", "mlp", 2, size, input="tfdata", group="sweep"))
         conv = CPU_CONV_STEPS * common.BATCH_SIZE
         for jit in ("false", "true"):
             rows.append(
@@ -195,6 +197,19 @@ def plan(mode: str, gpu: bool = False) -> list[Row]:
     for (backend, arch), settings in TUNED.items():
         for impl in ("keras_add_loss", "ours"):
             rows.append(Row(impl, backend, arch, group="tuned", **mlp, **settings))
+    # keras_vae's TensorFlow default runs TF_AUTO_STEPS batches per call: the peer with that
+    # setting, and keras_vae with Keras' default of one batch per call.
+    rows.append(
+        Row(
+            "keras_add_loss",
+            "tensorflow",
+            "mlp",
+            steps_per_execution=TF_AUTO_STEPS,
+            group="tuned",
+            **mlp,
+        )
+    )
+    rows.append(Row("ours", "tensorflow", "mlp", steps_per_execution=1, group="tuned", **mlp))
     # keras_vae's conv decoder with the native transposed convolution the peers use, where its
     # default differs (the sub-pixel rewrite on JAX on CPU): the gain of the rewrite alone.
     raw = CONV_RAW_STEPS // 4
@@ -373,7 +388,10 @@ def _peer_for(record: dict, by_key: dict) -> list[tuple[str, dict | None]]:
     Keras add_loss peer; the published peer (PyTorch example / Keras example) at its defaults."""
     arch = record["arch"]
     # A proposed patch of keras_vae is compared with the peer at the same compile settings.
-    settings = ",".join(p for p in record["settings"].split(",") if not p.startswith("patch:"))
+    # One batch per call is the Keras peer's default.
+    settings = ",".join(
+        p for p in record["settings"].split(",") if not p.startswith("patch:") and p != "spe=1"
+    )
     same = by_key.get(("keras_add_loss", record["backend"], arch, settings or "defaults"))
     published = (
         by_key.get(("pytorch_example", "torch", arch, "defaults"))

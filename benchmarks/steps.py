@@ -62,10 +62,9 @@ def table(results):
 def run_all(args):
     """One process per (backend, arch): a Keras backend is fixed per process."""
     import importlib.util
-    import json
-    import subprocess
     import sys
-    import tempfile
+
+    from benchmarks import common
 
     results = []
     for backend in ("tensorflow", "jax", "torch"):
@@ -73,16 +72,11 @@ def run_all(args):
             print(f"{backend}: not installed, skipped", file=sys.stderr)
             continue
         for arch in ("mlp", "conv"):
-            with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                command = [sys.executable, "-m", "benchmarks.steps", "--arch", arch]
-                command += ["--rounds", str(args.rounds), "--out", out.name]
-                if args.steps:
-                    command += ["--steps", str(args.steps)]
-                env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-                subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-                results.append(json.loads(open(out.name).read()))
+            arguments = ["--arch", arch, "--rounds", str(args.rounds)]
+            if args.steps:
+                arguments += ["--steps", str(args.steps)]
+            results.append(common.run_module("benchmarks.steps", backend, arguments))
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-    from benchmarks import common
 
     text = "\n".join(
         [
@@ -145,10 +139,7 @@ def main(argv=None):
         "median_examples_per_s": medians,
         "ours_over_add_loss": medians["ours"] / medians["keras_add_loss"],
     }
-    if args.out:
-        common.dump(result, args.out)
-    else:
-        print(table([result]))
+    common.write_or_print(result, args.out, table)
     return 0
 
 

@@ -28,7 +28,13 @@ def parse_args(argv=None):
     parser.add_argument("--train-size", type=int, default=None, help="examples (default: all)")
     parser.add_argument("--warmup-steps", type=int, default=20)
     parser.add_argument("--jit-compile", choices=("auto", "true", "false"), default="auto")
-    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument(
+        "--steps-per-execution",
+        type=lambda text: text if text == "auto" else int(text),
+        default=None,
+        help="an int, or 'auto' (keras_vae only); default: each implementation's own "
+        "(keras_vae: 'auto', the Keras peers: 1)",
+    )
     parser.add_argument(
         "--input",
         choices=("numpy", "tfdata"),
@@ -175,7 +181,10 @@ def run_keras(args, backend, x_train, x_test, clock, info_after_eval):
         from benchmarks.peers import keras_example as implementation
     model, encode, decode, output = implementation.build(args.arch)
     jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    implementation.compile_model(model, jit_compile, args.steps_per_execution)
+    if args.steps_per_execution is None:
+        implementation.compile_model(model, jit_compile)
+    else:
+        implementation.compile_model(model, jit_compile, args.steps_per_execution)
 
     steps_per_epoch = len(x_train) // common.BATCH_SIZE
     with_targets = args.impl == "keras_add_loss"  # fit(x, x): a loss compares output to target
@@ -202,6 +211,7 @@ def run_keras(args, backend, x_train, x_test, clock, info_after_eval):
     info = {
         "final_train_loss": float(history.history["loss"][-1]),
         "jit_compile_resolved": bool(model.jit_compile),
+        "steps_per_execution_resolved": model.steps_per_execution,  # the last fit's
         # Counted from the variables: a subclassed model that is never called is not "built".
         "parameters": sum(math.prod(v.shape) for v in model.trainable_variables),
     }
