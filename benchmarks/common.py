@@ -157,7 +157,8 @@ class StepClock:
         # With N steps per execution the second mark comes after N steps: count only the
         # first of them, taking the others at the steady rate.
         steps_in_first = self.marks[1][0] if len(self.marks) > 1 else total_steps
-        first -= max(0, steps_in_first - 1) * seconds / max(1, total_steps - step0)
+        others = max(0, steps_in_first - 1) * seconds / max(1, total_steps - step0)
+        first -= others if others < first - self.start else 0.0  # no estimate without a rate
         return {
             "examples_per_s": (total_steps - step0) * batch_size / seconds,
             # CPU time of all this process's threads: a load-independent proxy of the work per
