@@ -427,12 +427,14 @@ def test_auto_steps_per_execution_keeps_compiled_functions_until_recompile():
     assert model.train_function is not first
 
 
-@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "fast", None])
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "fast", None, np.array([4])])
 def test_compile_rejects_a_bad_steps_per_execution(bad):
     model = make("vae")
     with pytest.raises(ValueError, match="steps_per_execution.*must be 'auto' or a positive"):
         model.compile(optimizer="adam", steps_per_execution=bad)
     assert not model.compiled
+    model.compile(optimizer="adam", steps_per_execution=np.int64(3))  # numpy ints are fine
+    assert model.steps_per_execution == 3
 
 
 def test_auto_steps_per_execution_survives_saving(tmp_path):

@@ -2,8 +2,8 @@
 
 Keras runs ``steps_per_execution`` batches per call of its compiled train function, which
 spares the Python work of the fit loop per batch (on TensorFlow a ``tf.while_loop`` runs the
-steps inside one graph call). The price is that batch-level callback hooks run once per call,
-with the batch index of its first batch. ``"auto"`` takes the speed only where nobody can see
+steps inside one graph call). The price is that batch-level callback hooks run once per call
+(``on_*_batch_begin`` with the index of its first batch, ``on_*_batch_end`` with its last). ``"auto"`` takes the speed only where nobody can see
 that price: it uses the backend's ``AUTO_STEPS_PER_EXECUTION`` for a ``fit`` or ``evaluate`` call
 whose callbacks have no batch hooks, or only hooks that are written for it, and 1 otherwise,
 so every callback is called exactly as often as it would be with Keras' default of 1.
@@ -12,6 +12,8 @@ into one graph, a compilation cost for no gain).
 """
 
 from __future__ import annotations
+
+import numbers
 
 import keras
 
@@ -25,13 +27,13 @@ _HOOKS = {
 
 def check_requested(value):
     """``value`` if it is ``"auto"`` or a positive int, else a ValueError naming it."""
-    if value == AUTO:
+    if isinstance(value, str) and value == AUTO:
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(
             f"`steps_per_execution` must be 'auto' or a positive integer, received {value!r}."
         )
-    return value
+    return int(value)
 
 
 def _overrides(callback, name):

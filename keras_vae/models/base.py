@@ -228,17 +228,26 @@ class BaseAutoencoder(TrainStep, keras.Model):
     def compile(self, optimizer="adam", loss=None, steps_per_execution="auto", **kwargs):
         """Like `keras.Model.compile`; the loss is the model's own (set in the constructor).
 
-        ``steps_per_execution`` may also be ``"auto"``, the default: each ``fit`` and
+        ``steps_per_execution`` may also be ``"auto"``, the default. Each ``fit`` and
         ``evaluate`` call then runs ``AUTO_STEPS_PER_EXECUTION`` batches per compiled call (32
-        on TensorFlow, 1 on JAX and torch, and 1 under a ``tf.distribute`` strategy; see
-        `keras_vae.backends`), which spares Keras' Python loop its per-batch work, unless one of
-        its callbacks must see every batch: then 1, as with Keras' default. Callbacks with no batch hooks (`keras.callbacks.EarlyStopping`,
-        ``CSVLogger``, `keras_vae.callbacks.SampleGrid`, ...), the progress bar,
-        ``TerminateOnNaN``, and checkpoints or TensorBoard logs written per epoch do not need
-        every batch; any other callback with a batch hook does (``KLWarmup(per_batch=True)``,
-        ``ModelCheckpoint(save_freq=100)``, a ``LambdaCallback(on_train_batch_end=...)``), unless
+        on TensorFlow; 1 on JAX and torch and under a ``tf.distribute`` strategy; see
+        `keras_vae.backends`), which spares Keras' Python loop its per-batch work, unless one
+        of the call's callbacks must see every batch: then 1, as with Keras' default.
+        Callbacks without batch hooks (`keras.callbacks.EarlyStopping`, ``CSVLogger``,
+        `keras_vae.callbacks.SampleGrid`, ...), the progress bar, ``TerminateOnNaN``, and
+        checkpoints or TensorBoard logs written per epoch do not need every batch. Any other
+        callback with a batch hook does (``KLWarmup(per_batch=True)``,
+        ``ModelCheckpoint(save_freq=100)``, ``LambdaCallback(on_train_batch_end=...)``), unless
         it declares ``needs_every_batch = False``. An integer is used as given, as in Keras.
         ``predict`` runs one batch per call under ``"auto"``.
+
+        Example:
+
+        ```python
+        vae.compile(optimizer="adam")  # steps_per_execution="auto"
+        vae.fit(x_train, epochs=2, verbose=0)
+        vae.steps_per_execution  # 32 on TensorFlow, 1 on JAX and torch
+        ```
         """
         if loss is not None:
             raise ValueError(
