@@ -14,6 +14,7 @@ into one graph, a compilation cost for no gain).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import keras
 
@@ -25,7 +26,7 @@ _HOOKS = {
 }
 
 
-def check_requested(value):
+def check_requested(value: object) -> int | str:
     """``value`` if it is ``"auto"`` or a positive int, else a ValueError naming it."""
     if isinstance(value, str) and value == AUTO:
         return value
@@ -36,14 +37,14 @@ def check_requested(value):
     return int(value)
 
 
-def _overrides(callback, name):
+def _overrides(callback: keras.callbacks.Callback, name: str) -> bool:
     """Whether ``callback.name`` is anything but `keras.callbacks.Callback`'s no-op (a method
     of a subclass, or a function set on the instance as `keras.callbacks.LambdaCallback` does)."""
     method = getattr(callback, name, None)
     return getattr(method, "__func__", method) is not getattr(keras.callbacks.Callback, name)
 
 
-def _tolerates_multi_step(callback):
+def _tolerates_multi_step(callback: keras.callbacks.Callback) -> bool:
     """Callbacks whose batch hooks are written for several batches per call."""
     declared = getattr(callback, "needs_every_batch", None)
     if declared is not None:
@@ -58,7 +59,7 @@ def _tolerates_multi_step(callback):
     return False
 
 
-def needs_every_batch(callbacks, phases=("train", "test")):
+def needs_every_batch(callbacks, phases: Sequence[str] = ("train", "test")) -> list[str]:
     """The callbacks (by class name) that must see every batch of the given phases."""
     if callbacks is None:
         return []
@@ -72,7 +73,7 @@ def needs_every_batch(callbacks, phases=("train", "test")):
     ]
 
 
-def resolve(requested, callbacks, phases, auto_steps):
+def resolve(requested: int | str, callbacks, phases: Sequence[str], auto_steps: int) -> int:
     """Steps per execution for one ``fit``/``evaluate`` call under ``requested``."""
     if requested != AUTO:
         return requested
@@ -81,7 +82,7 @@ def resolve(requested, callbacks, phases, auto_steps):
     return auto_steps
 
 
-def use_steps_per_execution(model, steps):
+def use_steps_per_execution(model: keras.Model, steps: int) -> None:
     """Sets ``model.steps_per_execution``, keeping the compiled functions of each value.
 
     Keras builds its train/test/predict functions for the value at hand (TensorFlow traces the
@@ -103,6 +104,6 @@ def use_steps_per_execution(model, steps):
     )
 
 
-def forget_step_functions(model):
+def forget_step_functions(model: keras.Model) -> None:
     """Drops the kept functions (after ``compile``: they belong to the old optimizer)."""
     model.__dict__.pop("_keras_vae_step_functions", None)
