@@ -59,25 +59,22 @@ def _tolerates_multi_step(callback: keras.callbacks.Callback) -> bool:
     return False
 
 
-def needs_every_batch(callbacks, phases: Sequence[str] = ("train", "test")) -> list[str]:
-    """The callbacks (by class name) that must see every batch of the given phases."""
+def any_needs_every_batch(callbacks, phases: Sequence[str]) -> bool:
+    """Whether one of ``callbacks`` must see every batch of the given phases."""
     if callbacks is None:
-        return []
+        return False
     if isinstance(callbacks, keras.callbacks.CallbackList):
         callbacks = callbacks.callbacks
     hooks = [name for phase in phases for name in _HOOKS[phase]]
-    return [
-        type(callback).__name__
+    return any(
+        any(_overrides(callback, name) for name in hooks) and not _tolerates_multi_step(callback)
         for callback in callbacks
-        if any(_overrides(callback, name) for name in hooks) and not _tolerates_multi_step(callback)
-    ]
+    )
 
 
-def resolve(requested: int | str, callbacks, phases: Sequence[str], auto_steps: int) -> int:
-    """Steps per execution for one ``fit``/``evaluate`` call under ``requested``."""
-    if requested != AUTO:
-        return requested
-    if auto_steps <= 1 or needs_every_batch(callbacks, phases):
+def resolve(callbacks, phases: Sequence[str], auto_steps: int) -> int:
+    """Steps per execution for one ``fit``/``evaluate`` call under ``"auto"``."""
+    if auto_steps <= 1 or any_needs_every_batch(callbacks, phases):
         return 1
     return auto_steps
 

@@ -217,13 +217,10 @@ class BaseAutoencoder(TrainStep, keras.Model):
         return super().predict(x, *args, **kwargs)
 
     def _resolve_steps_per_execution(self, callbacks, phases):
-        requested = getattr(self, "_steps_per_execution_requested", None)
-        if requested != _execution.AUTO:
+        if getattr(self, "_steps_per_execution_requested", None) != _execution.AUTO:
             return
         steps = auto_steps_per_execution(self) if phases else 1
-        _execution.use_steps_per_execution(
-            self, _execution.resolve(requested, callbacks, phases, steps)
-        )
+        _execution.use_steps_per_execution(self, _execution.resolve(callbacks, phases, steps))
 
     def compile(self, optimizer="adam", loss=None, steps_per_execution="auto", **kwargs):
         """Like `keras.Model.compile`; the loss is the model's own (set in the constructor).
