@@ -171,6 +171,19 @@ class StepClock:
         }
 
 
+def timed_keras_fit(model, clock: StepClock, steps_per_epoch: int, **fit_kwargs):
+    """``model.fit(**fit_kwargs, verbose=0)`` with ``clock`` begun before it, marked per
+    step, and finished after a device sync; returns the history."""
+    from keras import ops
+
+    callback = keras_step_callback(clock, steps_per_epoch)
+    clock.begin()
+    history = model.fit(**fit_kwargs, verbose=0, callbacks=[callback])
+    ops.convert_to_numpy(model.trainable_variables[-1])  # waits for JAX's asynchronous steps
+    clock.finish()
+    return history
+
+
 def keras_step_callback(clock: StepClock, steps_per_epoch: int):
     """A Keras callback feeding ``clock``; built lazily so this module does not import keras."""
     import keras

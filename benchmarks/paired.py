@@ -45,25 +45,20 @@ def parse_args(argv=None):
 
 
 def _keras_epoch(model, x, with_targets, warmup_steps):
-    from keras import ops
-
     from benchmarks import common
 
     steps = len(x) // common.BATCH_SIZE
     clock = common.StepClock()
-    callback = common.keras_step_callback(clock, steps)
-    clock.begin()
-    model.fit(
-        x,
-        x if with_targets else None,
+    common.timed_keras_fit(
+        model,
+        clock,
+        steps,
+        x=x,
+        y=x if with_targets else None,
         batch_size=common.BATCH_SIZE,
         epochs=1,
         shuffle=True,
-        verbose=0,
-        callbacks=[callback],
     )
-    ops.convert_to_numpy(model.trainable_variables[-1])  # waits for JAX's asynchronous steps
-    clock.finish()
     return clock.summary(steps, common.BATCH_SIZE, warmup_steps)["examples_per_s"]
 
 

@@ -168,7 +168,6 @@ def raw_step_throughput(model, batch, with_targets, steps, backend, jit_compile)
 
 
 def run_keras(args, backend, x_train, x_test, clock, info_after_eval):
-    from keras import ops
 
     from benchmarks import common
 
@@ -194,11 +193,7 @@ def run_keras(args, backend, x_train, x_test, clock, info_after_eval):
         fit_args = {"x": x_train, "batch_size": common.BATCH_SIZE, "shuffle": True}
         if with_targets:
             fit_args["y"] = x_train
-    callback = common.keras_step_callback(clock, steps_per_epoch)
-    clock.begin()
-    history = model.fit(**fit_args, epochs=args.epochs, verbose=0, callbacks=[callback])
-    ops.convert_to_numpy(model.trainable_variables[-1])  # waits for JAX's asynchronous steps
-    clock.finish()
+    history = common.timed_keras_fit(model, clock, steps_per_epoch, **fit_args, epochs=args.epochs)
     if args.raw_steps:  # after the evaluation: JAX's donated buffers invalidate the variables
         info_after_eval["raw_step_examples_per_s"] = lambda: raw_step_throughput(
             model,
