@@ -5,6 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_vae._config_checks import (
+    MAX_LATENT_DIM,
+    MAX_NUM_CLASSES,
+    check_elements,
+    check_int,
+)
+
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class ClassMeanPrior(keras.layers.Layer):
@@ -16,8 +23,10 @@ class ClassMeanPrior(keras.layers.Layer):
     ``mu_y + eps`` and decoding generates an example of class ``y``.
 
     Args:
-        num_classes: int >= 1, number of classes.
-        latent_dim: int >= 1, size of the latent space.
+        num_classes: int in ``[1, 1_000_000]``, number of classes.
+        latent_dim: int in ``[1, 65_536]``, size of the latent space. The table
+            of means, ``num_classes * latent_dim`` values, holds at most
+            ``2**26`` (67,108,864) of them.
         embeddings_initializer: initializer of the ``(num_classes, latent_dim)``
             table of means; small random values break the symmetry between
             classes.
@@ -47,10 +56,10 @@ class ClassMeanPrior(keras.layers.Layer):
         embeddings_initializer="random_normal",
         **kwargs,
     ):
+        num_classes = check_int("num_classes", num_classes, 1, MAX_NUM_CLASSES)
+        latent_dim = check_int("latent_dim", latent_dim, 1, MAX_LATENT_DIM)
+        check_elements("num_classes * latent_dim", (num_classes, latent_dim))
         super().__init__(**kwargs)
-        for label, value in (("num_classes", num_classes), ("latent_dim", latent_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{label}` must be a positive integer, received {value!r}")
         self.num_classes = num_classes
         self.latent_dim = latent_dim
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_vae import losses as vae_losses
+from keras_vae._config_checks import MAX_WEIGHT, check_float
 from keras_vae.layers._validation import check_mean_and_log_var
 
 
@@ -47,9 +48,9 @@ class KLDivergenceRegularizer(keras.layers.Layer):
     on every backend.
 
     Args:
-        weight: float >= 0, the KL weight (beta).
-        free_bits: float >= 0, nats per latent dimension.
-        metric_name: name of the logged metric, or ``None``.
+        weight: finite float in ``[0, 1e6]``, the KL weight (beta).
+        free_bits: finite float in ``[0, 1e6]``, nats per latent dimension.
+        metric_name: name of the logged metric (a string), or ``None``.
         **kwargs: base layer keyword arguments.
 
     Call arguments:
@@ -75,13 +76,11 @@ class KLDivergenceRegularizer(keras.layers.Layer):
         metric_name: str | None = "kl_divergence",
         **kwargs,
     ):
+        weight = check_float("weight", weight, 0, MAX_WEIGHT)
+        free_bits = check_float("free_bits", free_bits, 0, MAX_WEIGHT)
+        if metric_name is not None and not isinstance(metric_name, str):
+            raise ValueError(f"`metric_name` must be a string or None, received {metric_name!r}")
         super().__init__(**kwargs)
-        weight = float(weight)
-        free_bits = float(free_bits)
-        if weight < 0:
-            raise ValueError(f"`weight` must be >= 0, received weight={weight}")
-        if free_bits < 0:
-            raise ValueError(f"`free_bits` must be >= 0, received free_bits={free_bits}")
         self.weight = weight
         self.free_bits = free_bits
         self.metric_name = metric_name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_vae._config_checks import check_seed
 from keras_vae.layers._validation import check_mean_and_log_var
 
 
@@ -18,8 +19,8 @@ class Sampling(keras.layers.Layer):
     computed in float32, so float16/bfloat16 compute dtypes are safe.
 
     Args:
-        seed: optional integer seed. Two layers with the same seed draw the
-            same noise, call after call.
+        seed: ``None`` or an int in ``[0, 2**31)``. Two layers with the same
+            seed draw the same noise, call after call.
         **kwargs: base layer keyword arguments (``name``, ``dtype``...).
 
     Call arguments:
@@ -38,9 +39,8 @@ class Sampling(keras.layers.Layer):
     """
 
     def __init__(self, seed: int | None = None, **kwargs):
+        seed = check_seed("seed", seed)
         super().__init__(**kwargs)
-        if seed is not None and not isinstance(seed, int):
-            raise ValueError(f"`seed` must be an integer or None, received seed={seed!r}")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

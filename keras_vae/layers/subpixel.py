@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import keras
 import numpy as np
@@ -12,8 +13,16 @@ from keras.src.backend.common.backend_utils import (
 )
 
 from keras_vae import backends
+from keras_vae._config_checks import (
+    MAX_FILTERS,
+    MAX_WINDOW,
+    check_elements,
+    check_int,
+    check_int_pair,
+)
 
 IMPLEMENTATIONS = ("auto", "subpixel", "native")
+_CONV2D_TRANSPOSE_SIGNATURE = inspect.signature(keras.layers.Conv2DTranspose.__init__)
 
 
 @functools.cache
@@ -70,7 +79,13 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
     configuration runs the native op whatever ``implementation`` says.
 
     Args:
-        filters, kernel_size, strides, ...: as `keras.layers.Conv2DTranspose`.
+        filters: int in ``[1, 65_536]``, as `keras.layers.Conv2DTranspose`.
+        kernel_size, strides, dilation_rate: int or pair of ints in
+            ``[1, 256]``; ``output_padding``: ``None`` or ints in ``[0, 255]``.
+            The kernel, ``kernel_size[0] * kernel_size[1] * filters *
+            input_channels`` values, holds at most ``2**26`` of them (checked
+            in ``build``).
+        ...: the other arguments of `keras.layers.Conv2DTranspose`.
         implementation: ``"auto"``, ``"subpixel"`` or ``"native"``.
 
     Example:
@@ -86,8 +101,29 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
             raise ValueError(
                 f"`implementation` must be one of {IMPLEMENTATIONS}, received {implementation!r}"
             )
+        filters = check_int("filters", filters, 1, MAX_FILTERS)
+        kernel_size = check_int_pair("kernel_size", kernel_size, 1, MAX_WINDOW)
+        # Checked before Keras sees them (they may come positionally, as in Conv2DTranspose).
+        given = _CONV2D_TRANSPOSE_SIGNATURE.bind_partial(
+            self, filters, kernel_size, *args, **kwargs
+        ).arguments
+        for name in ("strides", "dilation_rate"):
+            if name in given:
+                check_int_pair(name, given[name], 1, MAX_WINDOW)
+        if given.get("output_padding") is not None:
+            check_int_pair("output_padding", given["output_padding"], 0, MAX_WINDOW - 1)
         super().__init__(filters, kernel_size, *args, **kwargs)
         self.implementation = implementation
+
+    def build(self, input_shape):
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        channels = input_shape[channel_axis]
+        if channels is not None:
+            check_elements(
+                "kernel_size[0] * kernel_size[1] * filters * input_channels",
+                (*self.kernel_size, self.filters, channels),
+            )
+        super().build(input_shape)
 
     @property
     def uses_subpixel(self) -> bool:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-
-def _pair(value, name):
-    if isinstance(value, int):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2 or not all(isinstance(v, int) and v >= 1 for v in value):
-        raise ValueError(f"`{name}` must be a positive int or a pair of them, received {value}")
-    return value
+from keras_vae._config_checks import MAX_SPATIAL_SIZE, MAX_WINDOW, check_elements, check_int_pair
 
 
 def _normalize_padding(padding):
@@ -49,10 +42,15 @@ def _check_channels_last(layer_name, shape):
 
 class _Pooling2DBase(keras.layers.Layer):
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        pool_size = check_int_pair("pool_size", pool_size, 1, MAX_WINDOW)
+        strides = (
+            pool_size if strides is None else check_int_pair("strides", strides, 1, MAX_WINDOW)
+        )
+        padding = _normalize_padding(padding)
         super().__init__(**kwargs)
-        self.pool_size = _pair(pool_size, "pool_size")
-        self.strides = _pair(strides, "strides") if strides is not None else self.pool_size
-        self.padding = _normalize_padding(padding)
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
 
     def get_config(self):
         return {
@@ -75,8 +73,8 @@ class MaxPoolingWithArgmax2D(_Pooling2DBase):
     backend. Channels-last inputs only.
 
     Args:
-        pool_size: int or pair, the pooling window.
-        strides: int or pair, defaults to ``pool_size``.
+        pool_size: int or pair of ints in ``[1, 256]``, the pooling window.
+        strides: int or pair of ints in ``[1, 256]``, defaults to ``pool_size``.
         padding: ``"valid"`` or ``"same"`` (TensorFlow's padding rule).
 
     Example:
@@ -167,10 +165,12 @@ class MaxUnpooling2D(_Pooling2DBase):
     misplaces them).
 
     Args:
-        pool_size: int or pair, the pooling window used by the pooling layer.
-        strides: int or pair, defaults to ``pool_size``.
+        pool_size: int or pair of ints in ``[1, 256]``, the pooling window used
+            by the pooling layer.
+        strides: int or pair of ints in ``[1, 256]``, defaults to ``pool_size``.
         padding: ``"valid"`` or ``"same"``.
-        output_size: optional ``(height, width)`` of the pooling layer's input.
+        output_size: optional ``(height, width)`` of the pooling layer's input:
+            ints in ``[1, 65_536]`` with ``height * width`` at most ``2**26``.
 
     Call arguments:
         inputs: ``[updates, argmax]`` or ``[updates, argmax, pooled_input]``.
@@ -185,8 +185,11 @@ class MaxUnpooling2D(_Pooling2DBase):
     """
 
     def __init__(self, pool_size=2, strides=None, padding="valid", output_size=None, **kwargs):
+        if output_size is not None:
+            output_size = check_int_pair("output_size", output_size, 1, MAX_SPATIAL_SIZE)
+            check_elements("output_size[0] * output_size[1]", output_size)
         super().__init__(pool_size=pool_size, strides=strides, padding=padding, **kwargs)
-        self.output_size = _pair(output_size, "output_size") if output_size is not None else None
+        self.output_size = output_size
 
     def _output_hw(self, updates_shape, reference_shape=None):
         if reference_shape is not None:
