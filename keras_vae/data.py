@@ -617,6 +617,59 @@ def _with_rng(ds: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
     return tf.data.Dataset.zip((ds, rng))
 
 
+def _check_epoch(epoch: Any, seed: int | None) -> None:
+    if epoch is None:
+        return
+    tf = _tf()
+    if not isinstance(epoch, tf.Variable) or not epoch.dtype.is_integer or epoch.shape.rank != 0:
+        raise ValueError(
+            "`epoch` must be a scalar integer `tf.Variable`, such as "
+            f"`keras_vae.callbacks.DataEpoch().variable`. Received: {epoch!r}"
+        )
+    if seed is None:
+        raise ValueError("`epoch` needs a `seed`: the order of epoch e is drawn from (seed, e).")
+
+
+def _epoch_batches(
+    epoch: tf.Variable,
+    seed: int,
+    num_examples: int,
+    *,
+    batch_size: int,
+    drop_remainder: bool,
+    shuffle: bool,
+    dynamic: bool,
+) -> tf.data.Dataset:
+    """Batches of example indices (and per-batch seeds) drawn from ``(seed, epoch value)`` only.
+
+    The variable is read when a pass begins, so the pass's order depends on the epoch it holds
+    and not on how many passes this process has made (tf.data's own reshuffling counts those).
+    """
+    tf = _tf()
+    fold_in = tf.random.experimental.stateless_fold_in
+    base = tf.constant([seed % 2**63, 0], tf.int64)
+    if drop_remainder:
+        num_batches = num_examples // batch_size
+    else:
+        num_batches = math.ceil(num_examples / batch_size)
+
+    def one_epoch(key):
+        order = tf.range(num_examples, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=fold_in(key, 0))
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder)
+        if not dynamic:
+            return batches
+        rngs = tf.data.Dataset.range(num_batches).map(lambda index: fold_in(fold_in(key, 1), index))
+        return tf.data.Dataset.zip((batches, rngs))
+
+    keys = tf.data.Dataset.range(1).map(
+        lambda _: fold_in(base, tf.cast(epoch.read_value(), tf.int64))
+    )
+    # flat_map hides the length; fit needs it for its progress bar and steps per epoch.
+    return keys.flat_map(one_epoch).apply(tf.data.experimental.assert_cardinality(num_batches))
+
+
 def _array_pipeline(
     arrays: _Arrays,
     *,
@@ -627,6 +680,7 @@ def _array_pipeline(
     drop_remainder: bool,
     seed: int | None,
     flatten: bool,
+    epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     tf = _tf()
     images, scale = arrays.images, arrays.scale
@@ -636,10 +690,23 @@ def _array_pipeline(
     # Shuffle and batch indices, then gather whole batches: fast and no per-example copies.
     images = tf.convert_to_tensor(images)
     labels = tf.convert_to_tensor(arrays.labels) if with_labels else None
-    ds = tf.data.Dataset.range(num_examples)
-    if shuffle:
-        ds = ds.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if epoch is not None:
+        ds = _epoch_batches(
+            epoch,
+            seed,
+            num_examples,
+            batch_size=batch_size,
+            drop_remainder=drop_remainder,
+            shuffle=shuffle,
+            dynamic=mode == "dynamic",
+        )
+    else:
+        ds = tf.data.Dataset.range(num_examples)
+        if shuffle:
+            ds = ds.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if mode == "dynamic":
+            ds = _with_rng(ds, seed)
     transform = _batch_transform(
         scale=scale,
         flatten=flatten,
@@ -652,8 +719,6 @@ def _array_pipeline(
         batch_labels = tf.gather(labels, index) if with_labels else None
         return transform(tf.gather(images, index), batch_labels, rng)
 
-    if mode == "dynamic":
-        ds = _with_rng(ds, seed)
     return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -767,6 +832,7 @@ def load(
     seed: int | None = None,
     flatten: bool = False,
     as_numpy: bool = False,
+    epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset | _NumpyIterable:
     """Returns a batched, prefetched `tf.data.Dataset` of images in `[0, 1]`, ready for `fit`.
 
@@ -804,6 +870,13 @@ def load(
             epochs, in the same order.
         flatten: yield flat vectors `(batch, H * W * C)`, e.g. for MLP encoders.
         as_numpy: return a re-iterable of NumPy batches instead of the `tf.data.Dataset`.
+        epoch: `None`, or a scalar integer `tf.Variable` that holds the epoch about to be
+            iterated, such as `keras_vae.callbacks.DataEpoch().variable` (which `fit` keeps
+            up to date). With it, a pass's shuffle order and dynamic binarisation are drawn
+            from `(seed, epoch)` alone, not from how many passes this process has made, so a
+            run resumed at epoch `e` in a fresh process sees the data an uninterrupted run
+            saw in epoch `e`. Needs a `seed`; a TFDS split is then read into memory (as
+            `load_numpy` does) and `cache` is not used.
 
     Returns:
         A `tf.data.Dataset` (or, with `as_numpy=True`, an iterable of NumPy batches).
@@ -824,9 +897,21 @@ def load(
     >>> batch = next(iter(data.load((x, np.arange(100) % 10), batch_size=32, with_labels=True)))
     >>> [tuple(t.shape) for t in batch]
     [(32, 28, 28, 1), (32,)]
+
+    Epochs drawn from `(seed, epoch)`, as a resumed run needs them:
+
+    >>> from keras_vae.callbacks import DataEpoch
+    >>> data_epoch = DataEpoch()  # in fit's callbacks, it holds the current epoch
+    >>> ds = data.load(x, batch_size=100, seed=0, epoch=data_epoch.variable)
+    >>> _ = data_epoch.variable.assign(2)
+    >>> epoch_2 = next(iter(ds))
+    >>> _ = [next(iter(ds)) for _ in range(3)]  # more passes, still epoch 2: the same order
+    >>> np.array_equal(epoch_2, next(iter(ds)))
+    True
     """
     batch_size = _check_batch_size(batch_size)
     mode = _check_binarize(binarize)
+    _check_epoch(epoch, seed)
     if shuffle_buffer is not None and (
         isinstance(shuffle_buffer, bool)
         or not isinstance(shuffle_buffer, (int, np.integer))
@@ -841,6 +926,8 @@ def load(
     has_labels = source.labels is not None if isinstance(source, _Arrays) else source.label_key
     if with_labels and not has_labels:
         raise ValueError(f"`with_labels=True`, but dataset {_describe(name)} has no labels.")
+    if epoch is not None and isinstance(source, _Tfds):
+        source = _tfds_arrays(source)  # the order of an epoch is a permutation: random access
     if isinstance(source, _Arrays):
         if len(source.images) == 0:
             raise ValueError(f"Split {split!r} of {_describe(name)} selects no examples.")
@@ -853,6 +940,7 @@ def load(
             drop_remainder=drop_remainder,
             seed=seed,
             flatten=flatten,
+            epoch=epoch,
         )
     else:
         ds = _tfds_pipeline(

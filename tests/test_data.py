@@ -336,6 +336,69 @@ def test_dynamic_binarization_redraws_each_epoch_and_is_seeded():
 
 
 # ---------------------------------------------------------------------------------------------
+# Epochs drawn from (seed, epoch), for resumed runs.
+
+
+def epoch_variable(value=0):
+    import tensorflow as tf
+
+    return tf.Variable(value, dtype=tf.int64, trainable=False)
+
+
+def passes(ds, epoch, epochs):
+    """One pass per epoch in `epochs`, with the variable set as DataEpoch sets it."""
+    collected = []
+    for value in epochs:
+        epoch.assign(value)
+        collected.append(collect(ds))
+    return collected
+
+
+def test_epoch_variable_draws_each_epoch_from_seed_and_epoch():
+    images, _ = make_split(5, (70, 4, 4))
+    images[:, 0, 0] = 128  # a pixel whose dynamic binarisation is a fair coin
+
+    def load(seed, epoch):
+        pair = (images, np.arange(70))  # labels: the example's index, to see the order
+        return data.load(
+            pair, batch_size=16, binarize="dynamic", with_labels=True, seed=seed, epoch=epoch
+        )
+
+    epoch = epoch_variable()
+    ds = load(0, epoch)
+    assert int(ds.cardinality()) == 5  # known, as fit needs for its steps per epoch
+    zero, one, two, two_again = passes(ds, epoch, [0, 1, 2, 2])
+    for _, order in (zero, one, two):
+        assert sorted(order) == list(range(70))  # a permutation of the split
+    assert not np.array_equal(zero[1], one[1]) and not np.array_equal(
+        zero[0][:, 0, 0], one[0][:, 0, 0]
+    )
+    np.testing.assert_array_equal(two[0], two_again[0])
+    np.testing.assert_array_equal(two[1], two_again[1])
+    # A fresh process resumed at epoch 2: a new dataset and variable, no earlier passes.
+    fresh_epoch = epoch_variable(2)
+    (fresh,) = passes(load(0, fresh_epoch), fresh_epoch, [2])
+    np.testing.assert_array_equal(fresh[0], two[0])
+    np.testing.assert_array_equal(fresh[1], two[1])
+    (other_seed,) = passes(load(1, fresh_epoch), fresh_epoch, [2])
+    assert not np.array_equal(other_seed[1], two[1])
+    # Without shuffling, the epoch still keys the binarisation.
+    plain = data.load(images, batch_size=16, binarize="dynamic", shuffle=False, seed=0, epoch=epoch)
+    first, second = passes(plain, epoch, [0, 1])
+    assert not np.array_equal(first, second)
+    (again,) = passes(plain, epoch, [0])
+    np.testing.assert_array_equal(first, again)
+
+
+def test_epoch_variable_errors():
+    images = np.zeros((8, 2, 2), np.uint8)
+    with pytest.raises(ValueError, match="`epoch` needs a `seed`"):
+        data.load(images, epoch=epoch_variable())
+    with pytest.raises(ValueError, match="scalar integer `tf.Variable`"):
+        data.load(images, seed=0, epoch=3)
+
+
+# ---------------------------------------------------------------------------------------------
 # TFDS, mocked.
 
 
@@ -446,6 +509,24 @@ def test_prepared_tfds_dataset(prepared_tfds, tmp_path, monkeypatch):
     described = data.info(name, data_dir=prepared_tfds)
     assert described.source == "tfds" and described.num_examples == {"train": 50, "test": 20}
     assert described.image_shape == (6, 5, 1) and described.num_classes == NUM_CLASSES
+
+
+def test_prepared_tfds_dataset_with_epoch_variable(prepared_tfds):
+    name, options = "keras_vae_toy_images", {"data_dir": prepared_tfds, "download": False}
+    epoch = epoch_variable()
+    ds = data.load(name, batch_size=16, with_labels=True, seed=0, epoch=epoch, **options)
+    zero, one = passes(ds, epoch, [0, 1])
+    images, _ = make_split(0, TRAIN_SHAPE)
+    np.testing.assert_array_equal(sorted_rows(zero[0]), sorted_rows(images / 255.0))
+    assert not np.array_equal(zero[0], one[0])
+    fresh_epoch = epoch_variable(1)
+    (fresh,) = passes(
+        data.load(name, batch_size=16, with_labels=True, seed=0, epoch=fresh_epoch, **options),
+        fresh_epoch,
+        [1],
+    )
+    np.testing.assert_array_equal(fresh[0], one[0])
+    np.testing.assert_array_equal(fresh[1], one[1])
 
 
 # ---------------------------------------------------------------------------------------------
