@@ -1,14 +1,17 @@
-"""Training callbacks: KL warm-up (beta annealing) and a sample-grid writer.
+"""Training callbacks: KL warm-up (beta annealing), a sample-grid writer, and the two that make
+a run resumable: `DataEpoch` (epoch-keyed data order) and an atomic `BackupAndRestore`.
 
-Both work on the TensorFlow, JAX and PyTorch backends.
+All work on the TensorFlow, JAX and PyTorch backends.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import struct
+import tempfile
 import warnings
 from typing import Any
 
@@ -17,7 +20,7 @@ import numpy as np
 
 from keras_vae import plotting
 
-__all__ = ["KLWarmup", "SampleGrid", "find_kl_weights"]
+__all__ = ["BackupAndRestore", "DataEpoch", "KLWarmup", "SampleGrid", "find_kl_weights"]
 
 
 def find_kl_weights(model: keras.Model) -> list[keras.Variable]:
@@ -94,6 +97,11 @@ class KLWarmup(keras.callbacks.Callback):
             Such a callback needs every batch, so under the models' default
             ``compile(steps_per_execution="auto")`` it keeps ``fit`` at one batch per
             compiled call; ``per_batch=False`` leaves it free.
+
+    With `BackupAndRestore`, pass ``end`` or put this callback before it in the list: the
+    backup restores the half-annealed weight in ``on_train_begin``, and ``end=None`` takes the
+    value it finds there for its target. The schedule itself depends only on the epoch and
+    batch, so a resumed run anneals as an uninterrupted one.
 
     Example:
 
@@ -330,3 +338,225 @@ class SampleGrid(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.flush()
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Holds the epoch ``fit`` is in, for `keras_vae.data.load(..., epoch=...)`.
+
+    A `tf.data` shuffle orders each pass by how many passes its process has made, so a run
+    resumed at epoch ``e`` in a fresh process would see epoch 0's order again.
+    ``data.load(..., seed=s, epoch=DataEpoch().variable)`` draws each pass from ``(s, epoch)``
+    instead, and this callback sets the variable at the start of every epoch, before ``fit``
+    makes that epoch's iterator. It has no batch hooks, so it leaves
+    ``steps_per_execution="auto"`` free.
+
+    Attributes:
+        variable: a scalar int64 `tf.Variable` (on every backend: the pipeline is `tf.data`).
+
+    Example:
+
+    ```python
+    data_epoch = DataEpoch()
+    train = data.load("fashion_mnist", "train", seed=0, epoch=data_epoch.variable)
+    vae.fit(train, epochs=20, callbacks=[data_epoch, BackupAndRestore("runs/vae/backup")])
+    ```
+    """
+
+    def __init__(self):
+        super().__init__()
+        import tensorflow as tf
+
+        self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+
+
+def _seed_states(model: keras.Model) -> list[keras.Variable]:
+    """The variables ``save_weights`` leaves out: ``model.variables`` minus ``model.weights``,
+    which Keras documents as the random seed generators' states."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+def _fsync(path: str) -> None:
+    """Flushes a file (or a directory's entries) to disk, where the system can."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:  # a directory on Windows
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that survives a kill at any moment and resumes exactly.
+
+    At the end of every epoch it backs up what an uninterrupted run would carry into the next
+    one: the weights with the optimizer state (``save_weights``), the states of the model's
+    random seed generators, which ``save_weights`` leaves out (without them a resumed VAE
+    would draw epoch 0's sampling noise again), and the logs of every epoch so far. When
+    ``fit`` starts and a backup exists, it restores them and ``fit`` goes on with the next
+    epoch, as with Keras' callback.
+
+    Every write is atomic: the weights go to a temporary file renamed to
+    ``epoch_NNNN.weights.h5``, then ``state.json`` (epoch, weights file name, seed states,
+    history) is written the same way and renamed over the previous one, the commit; the older
+    weights file is deleted after it. A kill at any point leaves a ``state.json`` that names a
+    complete weights file. (Keras' callback overwrites ``latest.weights.h5`` in place and then
+    its metadata, so a kill in the first write leaves a broken file and one between the two
+    pairs an epoch's weights with the previous epoch's number.) Temporary files a kill left
+    behind are deleted at the next start.
+
+    For a resumed run to end as an uninterrupted one, its data must be too: load them with
+    `keras_vae.data.load(..., seed=..., epoch=DataEpoch().variable)` and pass the
+    `DataEpoch`. Put callbacks that add to the logs (`KLWarmup`) or write a file per epoch
+    (`keras.callbacks.CSVLogger`) before this one, so their values are in the backed-up history
+    and their writes come before the commit. It saves once per epoch and has no batch work, so
+    ``steps_per_execution="auto"`` keeps several batches per call.
+
+    Args:
+        backup_dir: folder for the backup (created), used by nothing else.
+        delete_checkpoint: delete the backup when ``fit`` completes, as Keras does; with
+            `False` it stays (and a later ``fit`` with more epochs goes on from it).
+
+    Attributes:
+        history: the logs of every epoch of the run, the restored ones included (``fit``'s
+            `History` holds only this process's epochs), as lists of floats.
+
+    Example:
+
+    ```python
+    backup = BackupAndRestore("runs/vae/backup")
+    vae.fit(train, epochs=20, callbacks=[data_epoch, backup])  # killed in epoch 7
+    vae.fit(train, epochs=20, callbacks=[data_epoch, backup])  # new process: epochs 7-20
+    backup.history["loss"]  # 20 values
+    ```
+    """
+
+    STATE_FILE = "state.json"
+    _TEMPORARY_PREFIX = ".tmp-"
+
+    def __init__(self, backup_dir: str | os.PathLike, delete_checkpoint: bool = True):
+        super().__init__(
+            os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=delete_checkpoint
+        )
+        self.history: dict[str, list[float]] = {}
+        self._state_path = os.path.join(self.backup_dir, self.STATE_FILE)
+
+    def read_state(self) -> dict[str, Any] | None:
+        """The last committed backup (``epoch``, ``weights``, ``seed_states``, ``history``),
+        or `None` when there is none."""
+        try:
+            with open(self._state_path) as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return None
+
+    @property
+    def completed_epochs(self) -> int:
+        """Epochs the backup holds: the epoch ``fit`` will resume at (0 without a backup)."""
+        state = self.read_state()
+        return 0 if state is None else int(state["epoch"])
+
+    def on_train_begin(self, logs=None):
+        self._remove_temporary_files()
+        self.history = {}
+        state = self.read_state()
+        if state is None:
+            return
+        model = self.model
+        if not model.built:
+            raise ValueError(
+                f"BackupAndRestore: {type(model).__name__} must be built before fit() to be "
+                "restored; call it on a batch first."
+            )
+        weights_path = os.path.join(self.backup_dir, state["weights"])
+        if not os.path.isfile(weights_path):
+            raise FileNotFoundError(
+                f"The backup {self._state_path} names {state['weights']}, which is missing."
+            )
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # so its state can be loaded
+        model.load_weights(weights_path)
+        seed_states = _seed_states(model)
+        saved = state["seed_states"]
+        if len(saved) != len(seed_states):  # by order: auto-named paths vary between processes
+            raise ValueError(
+                f"The backup in {self.backup_dir} holds {len(saved)} seed generator states, "
+                f"the model has {len(seed_states)}: another model wrote it."
+            )
+        for variable, entry in zip(seed_states, saved):
+            variable.assign(np.asarray(entry["value"], dtype=variable.dtype))
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        # How Keras' own callback resumes: fit reads this attribute after on_train_begin.
+        model._initial_epoch = int(state["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            try:
+                self.history.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                continue  # not a number: History keeps it, the backup cannot
+        self._save(epoch + 1)
+
+    def _save(self, epochs_done: int) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        model = self.model
+        weights_name = f"epoch_{epochs_done:04d}.weights.h5"
+        temporary = self._temporary_path(".weights.h5")  # save_weights wants that suffix
+        model.save_weights(temporary, overwrite=True)
+        self._commit(temporary, weights_name)
+        state = {
+            "epoch": epochs_done,
+            "weights": weights_name,
+            "seed_states": [
+                {"path": variable.path, "value": keras.ops.convert_to_numpy(variable).tolist()}
+                for variable in _seed_states(model)
+            ],
+            "history": self.history,
+        }
+        temporary = self._temporary_path(".json")
+        with open(temporary, "w") as handle:
+            json.dump(state, handle)
+        self._commit(temporary, self.STATE_FILE)
+        for name in os.listdir(self.backup_dir):
+            if name.startswith("epoch_") and name.endswith(".weights.h5") and name != weights_name:
+                os.remove(os.path.join(self.backup_dir, name))
+
+    def _temporary_path(self, suffix: str) -> str:
+        descriptor, path = tempfile.mkstemp(
+            prefix=self._TEMPORARY_PREFIX, suffix=suffix, dir=self.backup_dir
+        )
+        os.close(descriptor)
+        return path
+
+    def _commit(self, temporary: str, name: str) -> None:
+        """Renames a written file into place: on disk first, then atomically."""
+        _fsync(temporary)
+        os.replace(temporary, os.path.join(self.backup_dir, name))
+        _fsync(self.backup_dir)
+
+    def _remove_temporary_files(self) -> None:
+        if not os.path.isdir(self.backup_dir):
+            return
+        for name in os.listdir(self.backup_dir):
+            if name.startswith(self._TEMPORARY_PREFIX):
+                os.remove(os.path.join(self.backup_dir, name))
+
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None  # Keras never resets it: a later fit would skip epochs
+        if not self.delete_checkpoint or not os.path.isdir(self.backup_dir):
+            return
+        if os.path.exists(self._state_path):
+            os.remove(self._state_path)  # first: no state may name a deleted file
+        self._remove_temporary_files()
+        for name in os.listdir(self.backup_dir):
+            if name.startswith("epoch_") and name.endswith(".weights.h5"):
+                os.remove(os.path.join(self.backup_dir, name))
+        if not os.listdir(self.backup_dir):
+            os.rmdir(self.backup_dir)

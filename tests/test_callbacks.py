@@ -1,4 +1,5 @@
-"""Tests for keras_vae.callbacks: KL warm-up schedule (seen by the train step) and SampleGrid."""
+"""Tests for keras_vae.callbacks: KL warm-up schedule (seen by the train step), SampleGrid, and
+resuming (DataEpoch, the atomic BackupAndRestore; tests/test_resume.py kills real processes)."""
 
 import glob
 import os
@@ -7,7 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.callbacks import KLWarmup, SampleGrid, find_kl_weights
+from keras_vae.callbacks import (
+    BackupAndRestore,
+    DataEpoch,
+    KLWarmup,
+    SampleGrid,
+    find_kl_weights,
+)
 
 try:
     from keras_vae.layers import KLDivergenceRegularizer
@@ -333,3 +340,172 @@ def test_kl_warmup_and_sample_grid_with_a_vae(tmp_path):
         rtol=1e-4,
     )
     assert sorted(os.listdir(tmp_path)) == [f"samples_epoch_00{e}.png" for e in (1, 2, 3)]
+
+
+# ------------------------------------------------------------------------------ resuming
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops fit at the start of epoch ``epoch``, as a kill would (nothing runs after it)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+def _state(model):
+    """Everything training carries from epoch to epoch, as NumPy arrays."""
+    variables = model.variables + model.optimizer.variables
+    return [keras.ops.convert_to_numpy(variable) for variable in variables]
+
+
+def _resumable_vae_fit(backup_dir, epochs=4, interrupt_at=None, delete_checkpoint=True):
+    """A fresh VAE (as a fresh process would build it) fit with dynamically binarised,
+    epoch-keyed data, per-batch KL warm-up and a backup; returns ``(model, backup, history)``."""
+    from keras_vae import VAE, architectures, data
+
+    keras.utils.set_random_seed(0)
+    images = (np.random.default_rng(0).random((96, 28, 28)) * 255).astype("uint8")
+    encoder, decoder = architectures.mlp((28, 28, 1), latent_dim=2, hidden_units=(16,))
+    model = VAE(encoder, decoder, seed=0)
+    model.compile(optimizer="adam")
+    data_epoch = DataEpoch()
+    train = data.load(images, batch_size=32, binarize="dynamic", seed=0, epoch=data_epoch.variable)
+    backup = BackupAndRestore(backup_dir, delete_checkpoint=delete_checkpoint)
+    callbacks = [data_epoch, KLWarmup(warmup_epochs=2, end=1.0), backup]
+    if interrupt_at is not None:
+        callbacks.append(_Interrupt(interrupt_at))
+    try:
+        history = model.fit(train, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
+    except RuntimeError as error:
+        assert str(error) == "interrupted"
+        history = None
+    return model, backup, history
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: 4 epochs in one go, ``(state, whole-run history)``."""
+    backup_dir = tmp_path_factory.mktemp("uninterrupted") / "backup"
+    model, backup, history = _resumable_vae_fit(backup_dir)
+    assert not backup_dir.exists()  # deleted when fit completes, as Keras does
+    assert backup.history == {
+        key: [float(v) for v in values] for key, values in history.history.items()
+    }
+    return _state(model), backup.history
+
+
+def _assert_same_state(state, reference):
+    assert len(state) == len(reference)
+    for value, expected in zip(state, reference):
+        np.testing.assert_array_equal(value, expected)  # exact: same ops on the same inputs
+
+
+def test_data_epoch_sets_the_variable_before_each_epoch():
+    data_epoch = DataEpoch()
+    seen = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(int(data_epoch.variable.numpy()))
+    )
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 1), "float32")
+    model.fit(x, x, epochs=4, initial_epoch=1, verbose=0, callbacks=[data_epoch, recorder])
+    assert seen == [1, 2, 3]
+
+
+def test_backup_resumes_as_an_uninterrupted_run(tmp_path, uninterrupted):
+    reference, reference_history = uninterrupted
+    _, backup, _ = _resumable_vae_fit(tmp_path / "backup", interrupt_at=2)
+    assert backup.completed_epochs == 2
+    assert sorted(os.listdir(tmp_path / "backup")) == ["epoch_0002.weights.h5", "state.json"]
+
+    model, backup, history = _resumable_vae_fit(tmp_path / "backup")
+    assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
+    assert backup.history == reference_history  # losses and kl_weight of all 4 epochs
+    # Warm-up over 2 epochs of 3 batches; the logs show each epoch's last batch's weight.
+    np.testing.assert_allclose(reference_history["kl_weight"], [2 / 6, 5 / 6, 1, 1], rtol=1e-6)
+    _assert_same_state(_state(model), reference)
+    assert not (tmp_path / "backup").exists()
+
+
+def test_backup_ignores_a_write_a_kill_cut_short(tmp_path, uninterrupted):
+    reference, reference_history = uninterrupted
+    backup_dir = tmp_path / "backup"
+    _resumable_vae_fit(backup_dir, interrupt_at=2)
+    # What a kill while writing epoch 3's backup leaves: truncated temporary files.
+    weights = (backup_dir / "epoch_0002.weights.h5").read_bytes()
+    (backup_dir / ".tmp-x1.weights.h5").write_bytes(weights[: len(weights) // 2])
+    (backup_dir / ".tmp-x2.json").write_text('{"epoch": 3, "weights": "epoch_00')
+
+    model, backup, _ = _resumable_vae_fit(backup_dir, delete_checkpoint=False)
+    _assert_same_state(_state(model), reference)
+    assert backup.history == reference_history
+    assert sorted(os.listdir(backup_dir)) == ["epoch_0004.weights.h5", "state.json"]
+
+    # A completed backup kept (delete_checkpoint=False): fit has no epoch left to run.
+    model, backup, history = _resumable_vae_fit(backup_dir, delete_checkpoint=False)
+    assert history.history == {} and backup.history == reference_history
+    _assert_same_state(_state(model), reference)
+
+
+def test_backup_commit_cut_short_keeps_the_previous_backup(tmp_path, monkeypatch, uninterrupted):
+    reference, reference_history = uninterrupted
+    backup_dir = tmp_path / "backup"
+    replace = os.replace
+
+    def replace_but_fail_the_third_commit(source, target):
+        if str(target).endswith("state.json") and '"epoch": 3' in open(source).read():
+            raise OSError("killed between the weights and the state")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_but_fail_the_third_commit)
+    with pytest.raises(OSError, match="killed between"):
+        _resumable_vae_fit(backup_dir)
+    monkeypatch.undo()
+    # Epoch 3's weights are in place, but the commit still names epoch 2's: both are whole.
+    assert {"epoch_0002.weights.h5", "epoch_0003.weights.h5", "state.json"} <= set(
+        os.listdir(backup_dir)
+    )
+    assert BackupAndRestore(backup_dir).completed_epochs == 2
+
+    model, backup, _ = _resumable_vae_fit(backup_dir)
+    _assert_same_state(_state(model), reference)
+    assert backup.history == reference_history
+
+
+def test_backup_keeps_several_batches_per_call(tmp_path):
+    from keras_vae import AE, architectures
+    from keras_vae.backends import auto_steps_per_execution
+
+    encoder, decoder = architectures.mlp(
+        (4, 4, 1), latent_dim=2, hidden_units=(8,), variational=False
+    )
+    model = AE(encoder, decoder)
+    model.compile(optimizer="adam")
+    x = np.zeros((64, 4, 4, 1), "float32")
+    callbacks = [
+        DataEpoch(),
+        BackupAndRestore(tmp_path / "backup"),
+        keras.callbacks.CSVLogger(str(tmp_path / "history.csv")),
+    ]
+    model.fit(x, batch_size=8, epochs=1, verbose=0, callbacks=callbacks)
+    assert model.steps_per_execution == auto_steps_per_execution(model)
+    if keras.backend.backend() == "tensorflow":
+        assert model.steps_per_execution == 32
+
+
+def test_backup_does_not_leave_its_epoch_to_the_next_fit(tmp_path):
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 1), "float32")
+    backup = BackupAndRestore(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, x, epochs=3, verbose=0, callbacks=[backup, _Interrupt(2)])
+    history = model.fit(x, x, epochs=3, verbose=0, callbacks=[backup])
+    assert history.epoch == [2] and len(backup.history["loss"]) == 3
+    assert model.fit(x, x, epochs=3, verbose=0).epoch == [0, 1, 2]  # a new run from epoch 0
