@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -34,6 +35,23 @@ BACKENDS = ("tensorflow", "jax", "torch")
 BINARIZE = ("none", "static", "dynamic")
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+BACKUP_DIR = "backup"  # exists while a run is unfinished: a rerun resumes from it
+
+# What --overwrite removes before a new run: everything train writes that a new run might not
+# write again (pictures and config.json are always rewritten).
+_RUN_OUTPUTS = (BACKUP_DIR, "progress", "saved_model", MODEL_FILE, "metrics.json")
+_RUN_LOGS = ("history.csv", "history.json")
+
+# Settings a resumed run may change: where the data are read from, and the versions (the run
+# keeps the config.json it started with). Every other one must match the interrupted run's.
+_NOT_COMPARED = frozenset(
+    {"data_dir", "idx_dir", "no_download", "keras_version", "keras_vae_version"}
+)
+_DERIVED_SETTINGS = {
+    "splits": "the splits (from --limit, --val-size and the dataset's size)",
+    "image_shape": "the dataset's image shape",
+    "num_classes": "the dataset's number of classes",
+}
 
 # Sizes used when --hidden-units / --filters are not given. conv: a 256-unit dense layer rather
 # than the Keras example's 16, which would squeeze the code before the latent heads.
@@ -159,6 +177,12 @@ writes into --out: config.json, model.keras, history.csv, history.json, metrics.
 saved_model/ (unless --no-export) and PNG pictures (unless --no-plots): samples,
 reconstructions, latent scatter, latent manifold (2-D latents), class-conditional grid
 (cvae), denoising (dae), loss curves.
+
+resuming: while training, --out/backup/ holds the state after the last completed epoch
+(weights, optimizer, random seeds, history), written atomically. A run that was killed is
+resumed by the same command (or --resume) and ends with the weights and metrics of an
+uninterrupted run; settings that differ from the run's config.json are refused. The backup is
+deleted once everything is written; training again into a completed run needs --overwrite.
 """
 
 _EVALUATE_EPILOG = """\
@@ -342,6 +366,18 @@ def _add_train_command(commands, common: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     train.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
+    restart = train.add_mutually_exclusive_group()
+    restart.add_argument(
+        "--resume",
+        action="store_true",
+        help="resume the interrupted run in --out, and fail if there is none (the same "
+        "command without --resume resumes one too, or starts a new run)",
+    )
+    restart.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in --out, discarding a completed or interrupted run there",
+    )
     _data_options(train, with_defaults=True)
     train.set_defaults(func=_cmd_train)
 
@@ -509,6 +545,12 @@ def _select_backend(name: str | None) -> None:
 def _rerun_in_fresh_process(argv: Sequence[str], backend: str) -> int:
     env = dict(os.environ, KERAS_BACKEND=backend, **{_REEXEC_FLAG: "1"})
     command = [sys.executable, "-m", "keras_vae", *argv]
+    if os.name == "posix":
+        # Replace this process rather than wait for a child: a signal sent to the command
+        # (SIGKILL by a scheduler) must stop the training, not leave it running orphaned.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, command, env)
     return subprocess.call(command, env=env)
 
 
@@ -784,6 +826,81 @@ def _write_pictures(model, settings, out: Path, x_test, y_test, history) -> list
     return written
 
 
+# -------------------------------------------------------------------------- run folders
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return "unset" if value is None else str(value)
+
+
+def _differing_settings(saved: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """``--flag SAVED (this command: NEW)`` for each setting of ``settings`` that differs."""
+    differing = []
+    for key, value in settings.items():
+        if key in _NOT_COMPARED or saved.get(key) == value:
+            continue
+        name = _DERIVED_SETTINGS.get(key, "--" + key.replace("_", "-"))
+        differing.append(f"{name} {_shown(saved.get(key))} (this command: {_shown(value)})")
+    return differing
+
+
+def _prepare_run_folder(args: argparse.Namespace, out: Path, settings: dict[str, Any]) -> bool:
+    """Checks --out against --resume and --overwrite; returns whether to resume a run there.
+
+    A run is unfinished while ``backup/`` exists beside its config.json, and completed when
+    model.keras exists without a ``backup/``.
+    """
+    unfinished = (out / BACKUP_DIR).is_dir() and (out / CONFIG_FILE).is_file()
+    if args.overwrite:
+        for name in _RUN_OUTPUTS + _RUN_LOGS:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        return False
+    if unfinished:
+        differing = _differing_settings(json.loads((out / CONFIG_FILE).read_text()), settings)
+        if differing:
+            raise UsageError(
+                f"{out} holds an unfinished run started with other settings: "
+                + "; ".join(differing)
+                + ". Resume it with its own settings, or pass --overwrite to start afresh"
+            )
+        return True
+    if (out / MODEL_FILE).is_file():
+        raise UsageError(
+            f"{out} holds a completed run; pass --overwrite to train it again, or choose "
+            "another --out"
+        )
+    if args.resume:
+        raise UsageError(
+            f"--resume: {out} holds no unfinished run (no {BACKUP_DIR}/ beside a {CONFIG_FILE})"
+        )
+    return False
+
+
+def _keep_csv_rows(path: Path, epochs: int) -> None:
+    """Keeps the header and the complete rows of the first ``epochs`` epochs of a CSVLogger file.
+
+    A kill between an epoch's row and the backup's commit leaves a row that the resumed run
+    writes again.
+    """
+    if not path.is_file():
+        return
+
+    def epoch_of(row: str) -> int:  # a row cut short by a kill counts as a later epoch
+        first = row.split(",", 1)[0]
+        return int(first) if row.endswith("\n") and first.isdigit() else epochs
+
+    header, *rows = path.read_text().splitlines(keepends=True) or [""]
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(header + "".join(row for row in rows if epoch_of(row) < epochs))
+    os.replace(temporary, path)
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -826,19 +943,25 @@ def _train_settings(args: argparse.Namespace, info, splits: dict[str, str]) -> d
     }
 
 
-def _fit_callbacks(args: argparse.Namespace, out: Path) -> list:
+def _fit_callbacks(
+    args: argparse.Namespace, out: Path, settings: dict[str, Any], data_epoch, backup
+) -> list:
     import keras
 
     from keras_vae import callbacks
 
-    fit_callbacks = []
-    if args.kl_warmup:  # before the CSVLogger, so the logged rows have kl_weight
-        fit_callbacks.append(callbacks.KLWarmup(warmup_epochs=args.kl_warmup))
+    fit_callbacks = [data_epoch]
+    if args.kl_warmup:  # before the CSVLogger and the backup, so their rows have kl_weight
+        # An explicit end: the backup restores a half-annealed weight before fit's first epoch.
+        warmup = callbacks.KLWarmup(warmup_epochs=args.kl_warmup, end=settings["beta"])
+        fit_callbacks.append(warmup)
     if args.sample_every and not args.no_plots and args.model in ("vae", "cvae"):
         fit_callbacks.append(
             callbacks.SampleGrid(out / "progress", every=args.sample_every, seed=args.seed)
         )
-    fit_callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv")))
+    resumed = backup.completed_epochs > 0
+    fit_callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=resumed))
+    fit_callbacks.append(backup)  # last: each epoch's commit comes after the epoch's writes
     return fit_callbacks
 
 
@@ -847,7 +970,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     import keras
 
-    from keras_vae import data
+    from keras_vae import callbacks, data
 
     out = Path(args.out)
     info = data.info(args.dataset, data_dir=args.data_dir, idx_dir=args.idx_dir)
@@ -855,8 +978,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--model cvae needs labels, and dataset {args.dataset!r} has none")
     splits = _splits(info.num_examples, args.limit, args.val_size)
     settings = _train_settings(args, info, splits)
+    resuming = _prepare_run_folder(args, out, settings)
     keras.utils.set_random_seed(args.seed)
     conditional = args.model == "cvae"
+    # Epoch e's order is drawn from (seed, e), so a resumed run sees the epochs it missed.
+    data_epoch = callbacks.DataEpoch()
     train_data = data.load(
         args.dataset,
         splits["train"],
@@ -864,6 +990,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         binarize=_binarize_mode(args.binarize),
         with_labels=conditional,
         seed=args.seed,
+        epoch=data_epoch.variable,
         **_data_kwargs(settings),
     )
     x_val, y_val = _load_eval_arrays(settings, splits["validation"], seed=args.seed + 1)
@@ -873,8 +1000,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"{splits['train']} for training, {len(x_val)} validation and {len(x_test)} test "
         f"examples; backend {settings['backend']}"
     )
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / CONFIG_FILE, settings)
+    (out / BACKUP_DIR).mkdir(parents=True, exist_ok=True)  # first: it marks the run unfinished
+    if not resuming:  # a resumed run keeps the config.json it started with
+        _write_json(out / CONFIG_FILE, settings)
+    backup = callbacks.BackupAndRestore(out / BACKUP_DIR, delete_checkpoint=False)
+    done = backup.completed_epochs
+    if done:
+        _keep_csv_rows(out / "history.csv", done)
+        _say(f"resuming {out} after epoch {done} of {args.epochs}, from {out / BACKUP_DIR}")
 
     model = _build_model(settings, tuple(info.image_shape), info.num_classes)
     jit = {"auto": "auto", "on": True, "off": False}[args.jit]
@@ -883,19 +1016,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         jit_compile=jit,
         steps_per_execution=args.steps_per_execution,
     )
-    history = model.fit(
+    model.fit(
         train_data,
         epochs=args.epochs,
         validation_data=_as_fit_args(model, x_val, y_val),
         validation_batch_size=512,
-        callbacks=_fit_callbacks(args, out),
+        callbacks=_fit_callbacks(args, out, settings, data_epoch, backup),
         shuffle=False,  # data.load already shuffles the training split every epoch
         verbose=(1 if sys.stdout.isatty() else 2) if args.verbose is None else args.verbose,
     )
-    _write_json(
-        out / "history.json",
-        {name: [float(v) for v in values] for name, values in history.history.items()},
-    )
+    history = backup.history  # every epoch of the run; fit's History has this process's only
+    _write_json(out / "history.json", history)
     model.save(out / MODEL_FILE)
 
     metrics = _test_metrics(model, x_test, y_test, batch_size=512)
@@ -906,12 +1037,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if not args.no_plots:
         try:
-            pictures = _write_pictures(model, settings, out, x_test, y_test, history.history)
+            pictures = _write_pictures(model, settings, out, x_test, y_test, history)
             _say("pictures: " + ", ".join(path.name for path in pictures))
         except ImportError as error:
             _warn(f"skipped the pictures: {error}")
     if not args.no_export:
         _export_run(model, out / "saved_model", "tf_saved_model", required=False)
+    shutil.rmtree(out / BACKUP_DIR)  # last: until here a rerun resumes, then the run is complete
     _say(f"wrote {out}/ in {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -1077,7 +1209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        hint = "; the same command resumes after the last epoch" if args.command == "train" else ""
+        print(f"{PROG}: interrupted{hint}", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, OSError) as error:
         if args.debug:

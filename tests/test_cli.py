@@ -102,6 +102,7 @@ def test_train_writes_the_run_folder(vae_run):
     ]
     for name in expected:
         assert (vae_run / name).is_file(), name
+    assert not (vae_run / "backup").exists()  # deleted once the run is complete
     assert (vae_run / "saved_model" / "saved_model.pb").is_file() == EXPORTS
     metrics = json.loads((vae_run / "metrics.json").read_text())
     assert {"loss", "reconstruction_loss", "kl_loss", "pixel_mse", "psnr_db"} <= set(metrics)
@@ -152,6 +153,72 @@ def test_train_segnet_dae_draws_denoising(tmp_path, data_flags, capsys):
     status, _, err = run_cli(["reconstruct", out, "--n", "4", "--out", tmp_path / "r.png"], capsys)
     assert status == 0, err
     assert (tmp_path / "r.png").is_file()
+
+
+# ------------------------------------------------------------------ run folders and resuming
+# (tests/test_resume.py kills real runs and resumes them)
+
+
+@pytest.mark.slow
+def test_train_refuses_a_completed_run_without_overwrite(vae_run, data_flags, capsys):
+    args = ["train", "--model", "vae", "--hidden-units", "64", "--latent-dim", "2", *TINY]
+    for extra in ([], ["--resume"]):
+        status, _, err = run_cli([*args, *extra, "--out", vae_run, *data_flags], capsys)
+        assert_one_error_line(err, status, 2, "holds a completed run", "--overwrite")
+
+
+@pytest.mark.slow
+def test_resume_refuses_other_settings_and_names_them(vae_run, tmp_path, data_flags, capsys):
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "backup").mkdir(parents=True)  # as a run killed during its first epoch
+    (unfinished / "config.json").write_text((vae_run / "config.json").read_text())
+    args = ["train", "--model", "vae", "--hidden-units", "64,32", "--latent-dim", "3", *TINY]
+    for extra in ([], ["--resume"]):
+        status, _, err = run_cli([*args, *extra, "--out", unfinished, *data_flags], capsys)
+        assert_one_error_line(
+            err,
+            status,
+            2,
+            "holds an unfinished run started with other settings",
+            "--latent-dim 2 (this command: 3)",
+            "--hidden-units 64 (this command: 64,32)",
+            "--overwrite",
+        )
+        assert "--epochs" not in err and "--seed" not in err
+
+
+def test_resume_needs_an_unfinished_run(tmp_path, data_flags, capsys):
+    args = ["train", *TINY, "--resume", "--out", tmp_path / "new", *data_flags]
+    status, _, err = run_cli(args, capsys)
+    assert_one_error_line(err, status, 2, "--resume:", "holds no unfinished run")
+    status, _, err = run_cli(["train", "--resume", "--overwrite", "--out", tmp_path], capsys)
+    assert_one_error_line(err, status, 2, "not allowed with argument")
+
+
+@pytest.mark.slow
+def test_overwrite_trains_a_completed_run_afresh(tmp_path, data_flags, capsys):
+    out = tmp_path / "ae"
+    args = ["train", "--model", "ae", "--hidden-units", "32", "--no-plots", "--no-export", *TINY]
+    status, _, err = run_cli([*args, "--out", out, *data_flags], capsys)
+    assert status == 0, err
+    first = (out / "model.keras").stat().st_mtime_ns
+    status, _, err = run_cli(
+        [*args, "--seed", "1", "--overwrite", "--out", out, *data_flags], capsys
+    )
+    assert status == 0, err
+    assert (out / "model.keras").stat().st_mtime_ns > first and not (out / "backup").exists()
+    assert json.loads((out / "config.json").read_text())["seed"] == 1
+    assert (out / "history.csv").read_text().count("\n") == 2  # header and this run's epoch
+
+
+def test_keep_csv_rows_drops_repeated_and_cut_rows(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n3,1.")
+    cli._keep_csv_rows(path, 2)  # the backup holds 2 epochs: rows 2 and 3 come again
+    assert path.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
+    path.write_text("epoch,loss\n0,3.0\n1")  # a row cut inside its epoch number
+    cli._keep_csv_rows(path, 1)
+    assert path.read_text() == "epoch,loss\n0,3.0\n"
 
 
 # ------------------------------------------------------------------ commands on a trained run
