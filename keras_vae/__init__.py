@@ -16,6 +16,7 @@ from keras_vae.layers import (
     SubPixelConv2DTranspose,
 )
 from keras_vae.models import AE, CVAE, DAE, VAE
+from keras_vae.models._inputs import InvalidInputError
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "CVAE",
     "ClassMeanPrior",
     "DAE",
+    "InvalidInputError",
     "KLDivergenceRegularizer",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",

@@ -8,7 +8,9 @@ step runs the optimizer update under XLA on its own) for
 ``compile(steps_per_execution="auto")`` runs; ``no_grad()``, the
 context for inference outside ``fit``; ``native_conv_transpose_is_slow()``,
 which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite;
-and for `keras_vae.export`, ``serving_input_checks(fn, input_signature)`` (run-time
+``random_normal`` / ``random_uniform``, the noise of
+`keras_vae.layers.Sampling` and the DAE (distinct on every replica of a ``tf.distribute``
+strategy); and for `keras_vae.export`, ``serving_input_checks(fn, input_signature)`` (run-time
 shape checks of a served function), ``checked_labels(labels, num_classes, fn)``
 (refuse labels out of range: an assert on TensorFlow, NaN rows where compiled code
 cannot raise) and ``EXPORT_TRACKS_LAYERS``.
@@ -40,7 +42,10 @@ EXPORT_TRACKS_LAYERS = _impl.EXPORT_TRACKS_LAYERS
 TrainStep = _impl.TrainStep
 checked_labels = _impl.checked_labels
 native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow
+datasets_must_keep_their_batch_size = _impl.datasets_must_keep_their_batch_size
 no_grad = _impl.no_grad
+random_normal = _impl.random_normal
+random_uniform = _impl.random_uniform
 serving_input_checks = _impl.serving_input_checks
 
 __all__ = [
@@ -49,7 +54,10 @@ __all__ = [
     "TrainStep",
     "auto_steps_per_execution",
     "checked_labels",
+    "datasets_must_keep_their_batch_size",
     "native_conv_transpose_is_slow",
     "no_grad",
+    "random_normal",
+    "random_uniform",
     "serving_input_checks",
 ]

@@ -1,5 +1,6 @@
 """Backend-agnostic pieces that more than one backend module uses."""
 
+import keras
 from keras import ops
 
 
@@ -18,6 +19,37 @@ def nan_rows_for_bad_labels(labels, num_classes, fn):
         )
         for name, value in outputs.items()
     }
+
+
+def zero_unless_finite(loss, gradients):
+    """``gradients``, or zeros where ``loss`` is NaN or inf: such a step puts no NaN into the
+    weights (a `keras.callbacks.TerminateOnNaN` then stops a run with finite weights, and a
+    backup holds no NaN). One ``where`` per gradient, fused into the step by XLA.
+    """
+    finite = ops.isfinite(loss)
+    return [
+        gradient if gradient is None else ops.where(finite, gradient, ops.zeros_like(gradient))
+        for gradient in gradients
+    ]
+
+
+def random_normal(shape, seed_generator, dtype="float32"):
+    """Standard-normal noise from ``seed_generator`` (JAX and torch: `keras.random.normal`).
+
+    Under JAX's `keras.distribution.DataParallel` the draw has the global batch's shape and
+    each device computes its own rows of it, so devices and processes get distinct noise.
+    """
+    return keras.random.normal(shape, seed=seed_generator, dtype=dtype)
+
+
+def random_uniform(shape, seed_generator, dtype="float32"):
+    """Noise uniform in [0, 1) from ``seed_generator`` (JAX and torch: `keras.random.uniform`)."""
+    return keras.random.uniform(shape, seed=seed_generator, dtype=dtype)
+
+
+def datasets_never_sharded_by_batch_size():
+    """False: no Keras distribution of this backend reads a tf.data batch size from the graph."""
+    return False
 
 
 def one_step_per_execution(model):

@@ -11,7 +11,13 @@ import contextlib
 import jax
 import keras
 
-from keras_vae.backends._shared import nan_rows_for_bad_labels, one_step_per_execution
+from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
+    nan_rows_for_bad_labels,
+    one_step_per_execution,
+    random_normal,
+    random_uniform,
+    zero_unless_finite,
+)
 
 # Attributes Keras' JAX trainer sets in its fit/evaluate/predict loops after every batch (the
 # new state, as a dict of lists of arrays). Keras only reads them back (`jax_state_sync`), but
@@ -20,12 +26,66 @@ from keras_vae.backends._shared import nan_rows_for_bad_labels, one_step_per_exe
 _UNTRACKED_LOOP_STATE = frozenset({"_jax_state", "_jax_state_synced"})
 
 
+# The parts of the state tuples of Keras' train (4), test (3) and predict (2) functions.
+_STATE_NAMES = {
+    4: (
+        "trainable_variables",
+        "non_trainable_variables",
+        "optimizer_variables",
+        "metrics_variables",
+    ),
+    3: ("trainable_variables", "non_trainable_variables", "metrics_variables"),
+    2: ("trainable_variables", "non_trainable_variables"),
+}
+
+
 class TrainStep:
     def __setattr__(self, name, value):
         if name in _UNTRACKED_LOOP_STATE:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def _get_jax_state(
+        self,
+        trainable_variables=False,
+        non_trainable_variables=False,
+        optimizer_variables=False,
+        metrics_variables=False,
+        purge_model_variables=False,
+    ):
+        """Keras' state hand-over, keeping the state it purges from the variables as
+        ``_jax_state``, from which ``jax_state_sync`` (run in ``fit``'s ``finally``) writes it
+        back. Keras purges the variables before the first step of an epoch and writes the new
+        state back after it; when that step raises (keras_vae's input check refusing a batch
+        drawn inside a multi-step call), Keras 3.15 would leave the variables empty."""
+        requested = {
+            "trainable_variables": trainable_variables,
+            "non_trainable_variables": non_trainable_variables,
+            "optimizer_variables": optimizer_variables,
+            "metrics_variables": metrics_variables,
+        }
+        state = super()._get_jax_state(**requested)
+        if purge_model_variables:
+            names = [name for name, wanted in requested.items() if wanted]
+            self._jax_state = dict(zip(names, state))
+            self._purge_model_variables(**requested)
+        return state
+
+    def _make_function(self, step_function, concatenate_outputs=False):
+        """Keras' function over ``steps_per_execution`` batches, its steps keeping their new
+        state as ``_jax_state``. When a batch drawn inside a multi-step call is refused, the
+        steps before it have consumed (donated) the call's input state: the state of the last
+        step is then what ``jax_state_sync`` writes back, instead of deleted arrays."""
+
+        def step_keeping_state(state, data):
+            outputs, state = step_function(state, data)
+            self._jax_state = dict(zip(_STATE_NAMES[len(state)], state))
+            return outputs, state
+
+        if self.steps_per_execution == 1:
+            return super()._make_function(step_function, concatenate_outputs)
+        return super()._make_function(step_keeping_state, concatenate_outputs)
 
     def _stateless_loss(
         self,
@@ -66,7 +126,7 @@ class TrainStep:
     def train_step(self, state, data):
         trainable, non_trainable, optimizer_variables, metrics_variables = state
         gradient_fn = jax.value_and_grad(self._stateless_loss, has_aux=True)
-        (_, (logs, non_trainable, metrics_variables)), gradients = gradient_fn(
+        (loss, (logs, non_trainable, metrics_variables)), gradients = gradient_fn(
             trainable,
             non_trainable,
             metrics_variables,
@@ -74,6 +134,7 @@ class TrainStep:
             data,
             True,
         )
+        gradients = zero_unless_finite(loss, gradients)
         trainable, optimizer_variables = self.optimizer.stateless_apply(
             optimizer_variables, gradients, trainable
         )
@@ -90,6 +151,18 @@ class TrainStep:
         """False: on JAX the update is compiled with the rest of the step (Keras jit-compiles
         the whole step unless ``jit_compile=False``)."""
         return False
+
+
+def datasets_must_keep_their_batch_size():
+    """Whether tf.data input may not be mapped over: Keras shards it across processes (a
+    multi-process `keras.distribution` with ``auto_shard_dataset``) by reading its batch size
+    from the dataset graph, which a ``map`` after ``batch`` hides."""
+    distribution = keras.distribution.distribution()
+    return (
+        distribution is not None
+        and getattr(distribution, "auto_shard_dataset", False)
+        and jax.process_count() > 1
+    )
 
 
 def no_grad():

@@ -19,6 +19,9 @@ import functools
 import tensorflow as tf
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from keras_vae.backends import _shared
+from keras_vae.backends._shared import zero_unless_finite
+
 
 class TrainStep:
     def train_step(self, data):
@@ -29,7 +32,7 @@ class TrainStep:
             loss = scale_loss_for_distribution(terms["loss"])
             loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
-        gradients = tape.gradient(loss, trainable_weights)
+        gradients = zero_unless_finite(terms["loss"], tape.gradient(loss, trainable_weights))
         if self.compiles_optimizer_update():
             self._compiled_update(trainable_weights)(list(gradients))
         else:
@@ -84,6 +87,39 @@ def _is_keras_optimizer(optimizer):
             return False
         optimizer = getattr(optimizer, "inner_optimizer", None)
     return True
+
+
+# ------------------------------------------------------------------- noise per replica
+def _replica_seed(seed_generator):
+    """The generator's next seed folded with this replica's index, or None outside replicas.
+
+    Every replica of a `tf.distribute` strategy runs the same step with the same (mirrored)
+    seed state, so `keras.random` would draw the same noise on each: the examples of every
+    replica would share their noise. Folding in ``replica_id_in_sync_group`` (global across
+    the workers of a `MultiWorkerMirroredStrategy`) keeps the draws distinct, and the seed
+    still reproduces a run.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    seed = tf.cast(seed_generator.next(), tf.int64)
+    return tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+
+
+def random_normal(shape, seed_generator, dtype="float32"):
+    """Standard-normal noise from ``seed_generator``, distinct on each replica."""
+    seed = _replica_seed(seed_generator)
+    if seed is None:
+        return _shared.random_normal(shape, seed_generator, dtype)
+    return tf.random.stateless_normal(shape, seed, dtype=dtype)
+
+
+def random_uniform(shape, seed_generator, dtype="float32"):
+    """Noise uniform in [0, 1) from ``seed_generator``, distinct on each replica."""
+    seed = _replica_seed(seed_generator)
+    if seed is None:
+        return _shared.random_uniform(shape, seed_generator, dtype)
+    return tf.random.stateless_uniform(shape, seed, dtype=dtype)
 
 
 def no_grad():
@@ -153,3 +189,6 @@ def checked_labels(labels, num_classes, fn):
     ]
     with tf.control_dependencies(checks):
         return fn(tf.identity(labels))
+
+
+datasets_must_keep_their_batch_size = _shared.datasets_never_sharded_by_batch_size

@@ -2,7 +2,14 @@
 
 import torch
 
-from keras_vae.backends._shared import nan_rows_for_bad_labels, one_step_per_execution
+from keras_vae.backends import _shared
+from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
+    nan_rows_for_bad_labels,
+    one_step_per_execution,
+    random_normal,
+    random_uniform,
+    zero_unless_finite,
+)
 
 
 class TrainStep:
@@ -13,8 +20,10 @@ class TrainStep:
         loss = self.optimizer.scale_loss(terms["loss"])
         loss.backward()
         trainable_weights = self.trainable_weights[:]
-        gradients = [variable.value.grad for variable in trainable_weights]
         with torch.no_grad():
+            gradients = zero_unless_finite(
+                terms["loss"], [variable.value.grad for variable in trainable_weights]
+            )
             self.optimizer.apply(gradients, trainable_weights)
             return self.update_metrics(x, y, sample_weight, outputs, terms)
 
@@ -53,3 +62,6 @@ def serving_input_checks(fn, input_signature):
 
 
 checked_labels = nan_rows_for_bad_labels
+
+
+datasets_must_keep_their_batch_size = _shared.datasets_never_sharded_by_batch_size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_vae import backends
 from keras_vae._config_checks import check_seed
 from keras_vae.layers._validation import check_mean_and_log_var
 
@@ -52,7 +53,7 @@ class Sampling(keras.layers.Layer):
     def call(self, inputs, eps=None):
         z_mean, z_log_var = inputs[0], inputs[1]
         if eps is None:
-            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+            eps = backends.random_normal(ops.shape(z_mean), self.seed_generator)
         stddev = ops.exp(0.5 * ops.cast(z_log_var, "float32"))
         z = ops.cast(z_mean, "float32") + stddev * ops.cast(eps, "float32")
         return ops.cast(z, self.compute_dtype)

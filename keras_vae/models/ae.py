@@ -22,7 +22,8 @@ class AE(BaseAutoencoder):
             to data space.
         reconstruction_loss: ``"mse"`` (sum of squared errors, default),
             ``"gaussian"``, ``"bernoulli"`` or a callable ``fn(x, outputs)``.
-        from_logits: for ``"bernoulli"``, whether the decoder outputs logits.
+        from_logits: ``True`` or ``False``; for ``"bernoulli"``, whether the
+            decoder outputs logits.
         **kwargs: `keras.Model` keyword arguments (``name``...).
 
     Example:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import math
-import types
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_vae import losses as vae_losses
-from keras_vae.backends import TrainStep, auto_steps_per_execution, no_grad
-from keras_vae.models import _execution
+from keras_vae._config_checks import check_bool
+from keras_vae.backends import (
+    TrainStep,
+    auto_steps_per_execution,
+    datasets_must_keep_their_batch_size,
+    no_grad,
+)
+from keras_vae.models import _execution, _inputs
+from keras_vae.models._inputs import InvalidInputError
 
 DEFAULT_BATCH_SIZE = 256
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
@@ -77,13 +82,14 @@ class BaseAutoencoder(TrainStep, keras.Model):
         from_logits: bool = True,
         **kwargs,
     ):
+        from_logits = check_bool("from_logits", from_logits)
         super().__init__(**kwargs)
         _check_layer(encoder, "encoder")
         _check_layer(decoder, "decoder")
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction_loss = reconstruction_loss
-        self.from_logits = bool(from_logits)
+        self.from_logits = from_logits
         self._reconstruction_fn = vae_losses.get_reconstruction_loss(
             reconstruction_loss, from_logits=self.from_logits
         )
@@ -113,7 +119,36 @@ class BaseAutoencoder(TrainStep, keras.Model):
         self.latent_shape = tuple(latents[0].shape[1:])
         self._decoder_needs_extras = bool(extras)
         self._build_extras(latents)
-        self._decode_raw(latents[0], extras, labels=labels)
+        try:
+            outputs = self._decode_raw(latents[0], extras, labels=labels)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"{type(self).__name__}: the decoder does not take the encoder's code of shape "
+                f"{_inputs.shape_text(latents[0].shape)}"
+                + (f" (with {len(extras)} extra encoder output(s))" if extras else "")
+                + f"; the decoder says: {error}"
+            ) from error
+        self._check_decoder_output(outputs)
+
+    def _check_decoder_output(self, outputs):
+        """Refuses, at construction, a decoder whose outputs cannot be this model's."""
+        name = type(self).__name__
+        if not isinstance(outputs, (list, tuple)):
+            output_shape = tuple(outputs.shape[1:])
+            if output_shape != self.data_shape:
+                raise ValueError(
+                    f"{name} reconstructs its input: the decoder must output the encoder's data "
+                    f"shape {_inputs.shape_text((None, *self.data_shape))}; it outputs "
+                    f"{_inputs.shape_text(outputs.shape)}."
+                )
+        activation = _final_activation(self.decoder)
+        if self.reconstruction_loss == "bernoulli" and self.from_logits and activation:
+            raise ValueError(
+                f"{name}: the decoder ends in a {activation} activation, but "
+                "reconstruction_loss='bernoulli' with from_logits=True (the default) reads its "
+                f"outputs as logits. Pass from_logits=False to {name}(...), or drop the "
+                "decoder's final activation (logits are faster and numerically safer)."
+            )
 
     def _symbolic_labels(self, data_spec):
         return None
@@ -192,29 +227,163 @@ class BaseAutoencoder(TrainStep, keras.Model):
         return self.get_metrics_result()
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`; a Python generator may also yield bare ``x`` batches.
+        """`keras.Model.fit`, with every input checked before it is trained on.
+
+        Arrays (``x``, ``y``, ``sample_weight``, ``validation_data``) are checked whole before
+        training starts; a ``tf.data.Dataset``, a Python generator (which may also yield bare
+        ``x`` batches) or a `keras.utils.PyDataset` batch by batch as it is drawn, so a bad
+        batch raises `keras_vae.InvalidInputError` before its step (see `check_batch`).
 
         Under ``compile(steps_per_execution="auto")`` (the default) this call runs several
         batches per compiled call unless a callback needs every batch (see `compile`).
         """
-        if "validation_data" in kwargs:
-            kwargs["validation_data"] = _tuple_batches(kwargs["validation_data"])
-        callbacks = _FIT_SIGNATURE.bind(self, x, y, *args, **kwargs).arguments.get("callbacks")
-        self._resolve_steps_per_execution(callbacks, ("train", "test"))
-        return super().fit(_tuple_batches(x), y, *args, **kwargs)
+        arguments = _FIT_SIGNATURE.bind(self, x, y, *args, **kwargs).arguments
+        arguments.pop("self")
+        checkers = self._check_arguments(arguments, "x", "y", "sample_weight")
+        if arguments.get("validation_data") is not None:
+            arguments["validation_data"], checker = self._checked_validation_data(
+                arguments["validation_data"]
+            )
+            checkers.append(checker)
+        self._resolve_steps_per_execution(arguments.get("callbacks"), ("train", "test"))
+        with _inputs.raising_input_errors(*checkers):
+            return super().fit(**arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`; a Python generator may also yield bare ``x`` batches."""
-        # fit() validates through evaluate(): it keeps fit's steps per execution.
-        if not kwargs.get("_use_cached_eval_dataset"):
-            arguments = _EVALUATE_SIGNATURE.bind(self, x, y, *args, **kwargs).arguments
+        """`keras.Model.evaluate`, with the inputs checked as in `fit`."""
+        arguments = _EVALUATE_SIGNATURE.bind(self, x, y, *args, **kwargs).arguments
+        arguments.pop("self")
+        extra = arguments.pop("kwargs", {})
+        # fit() validates through evaluate() on data it checked already, and keeps fit's
+        # steps per execution.
+        checkers = []
+        if not extra.get("_use_cached_eval_dataset"):
+            checkers = self._check_arguments(arguments, "x", "y", "sample_weight")
             self._resolve_steps_per_execution(arguments.get("callbacks"), ("test",))
-        return super().evaluate(_tuple_batches(x), y, *args, **kwargs)
+        with _inputs.raising_input_errors(*checkers):
+            return super().evaluate(**arguments, **extra)
 
     def predict(self, x, *args, **kwargs):
-        """`keras.Model.predict` (one batch per compiled call under ``"auto"``)."""
+        """`keras.Model.predict`, ``x`` checked as in `fit` (one batch per compiled call under
+        ``"auto"``)."""
+        arguments = inspect.signature(keras.Model.predict).bind(self, x, *args, **kwargs).arguments
+        arguments.pop("self")
+        checkers = self._check_arguments(arguments, "x", training=False)
         self._resolve_steps_per_execution(None, ())
-        return super().predict(x, *args, **kwargs)
+        with _inputs.raising_input_errors(*checkers):
+            return super().predict(**arguments)
+
+    # ------------------------------------------------------------- checked input
+    def check_batch(self, x, y=None, sample_weight=None, training=True):
+        """Raises `keras_vae.InvalidInputError` unless this model can train on the batch.
+
+        ``x`` must be numeric, non-empty, of the encoder's data shape ``(n, *data_shape)`` and
+        finite; with the Bernoulli likelihood the reconstruction target (``x``, or ``y`` where
+        ``y`` is the target) must lie in [0, 1]. ``y`` and ``sample_weight`` must have one
+        entry per example; weights are finite and >= 0. ``training=False`` (``predict``)
+        checks ``x`` alone, without the range. Works on numpy arrays or tensors; `fit`,
+        `evaluate` and `predict` call it on every batch (arrays: once, whole).
+
+        Example:
+
+        ```python
+        vae.check_batch(x_train)  # before fit; raises InvalidInputError on NaN, 0..255, ...
+        ```
+        """
+        x = _inputs.as_numpy(x, "x")
+        self._check_x(
+            x,
+            unit_interval=training
+            and self._likelihood_needs_unit_interval()
+            and self._target_is_x(y),
+        )
+        if not training:
+            return
+        self._check_y(y, len(x))
+        if sample_weight is not None:
+            _inputs.check_sample_weight(sample_weight, len(x))
+
+    def check_batch_spec(self, x_spec, y_spec=None, sample_weight_spec=None):
+        """Checks a dataset's element spec (shapes and dtypes) before training starts."""
+        _inputs.check_spec(x_spec, "x", self.data_shape, self._data_shape_source())
+        self._check_y_spec(y_spec)
+        if sample_weight_spec is not None:
+            _inputs.check_weight_spec(sample_weight_spec)
+
+    def _check_x(self, x, unit_interval, name="x"):
+        _inputs.check_numeric(x, name)
+        _inputs.check_not_empty(x, name)
+        if self.data_shape is not None:
+            _inputs.check_shape(x, name, self.data_shape, self._data_shape_source())
+        _inputs.check_finite_range(x, name, unit_interval=unit_interval)
+
+    def _data_shape_source(self):
+        return f"the data shape of this {type(self).__name__}'s encoder"
+
+    def _likelihood_needs_unit_interval(self):
+        return self.reconstruction_loss == "bernoulli"
+
+    def _target_is_x(self, y):
+        """Whether the reconstruction target is ``x`` itself (else ``y``)."""
+        return y is None
+
+    def _check_y(self, y, count):
+        """``y`` is a reconstruction target of the decoder's output shape."""
+        if y is None:
+            return
+        y = _inputs.as_numpy(y, "y")
+        _inputs.check_numeric(y, "y")
+        _inputs.check_count(y, "y", count)
+        if self.data_shape is not None:
+            _inputs.check_shape(y, "y", self.data_shape, "the target: the decoder's output shape")
+        _inputs.check_finite_range(y, "y", unit_interval=self._likelihood_needs_unit_interval())
+
+    def _check_y_spec(self, y_spec):
+        if y_spec is not None:
+            _inputs.check_spec(y_spec, "y", self.data_shape, "the decoder's output shape")
+
+    def _check_arguments(self, arguments, x_key, y_key=None, weight_key=None, training=True):
+        """Checks arrays now, wraps batched sources in ``arguments``; returns their checkers."""
+        self._ensure_built_if_known()
+        x = arguments.get(x_key)
+        if _inputs.is_batched_source(x):
+            check = self.check_batch if training else self._check_predict_batch
+            checker = _inputs.BatchChecker(check, "the data")
+            spec_check = self.check_batch_spec if training else self._check_predict_spec
+            arguments[x_key] = _inputs.checked_data(
+                x, checker, spec_check, not datasets_must_keep_their_batch_size()
+            )
+            return [checker]
+        if x is None:
+            raise InvalidInputError(
+                "`x` is required: pass an array, a tf.data.Dataset or a generator of batches."
+            )
+        if training:
+            self.check_batch(x, arguments.get(y_key), arguments.get(weight_key))
+        else:
+            self._check_predict_batch(x)
+        return []
+
+    def _checked_validation_data(self, data):
+        if _inputs.is_batched_source(data):
+            checker = _inputs.BatchChecker(self.check_batch, "validation_data")
+            return _inputs.checked_data(data, checker, self.check_batch_spec), checker
+        try:
+            self.check_batch(*_inputs.batch_parts(tuple(data) if isinstance(data, list) else data))
+        except InvalidInputError as error:
+            raise InvalidInputError(f"validation_data: {error}") from None
+        return data, None
+
+    def _check_predict_batch(self, x, y=None, sample_weight=None):
+        """What ``predict`` (``call``) takes: ``x`` of the data shape, finite."""
+        self.check_batch(x, training=False)
+
+    def _check_predict_spec(self, x_spec, y_spec=None, sample_weight_spec=None):
+        _inputs.check_spec(x_spec, "x", self.data_shape, self._data_shape_source())
+
+    def _ensure_built_if_known(self):
+        if not self.built and getattr(self.encoder, "inputs", None):
+            self._ensure_built()
 
     def _resolve_steps_per_execution(self, callbacks, phases):
         if getattr(self, "_steps_per_execution_requested", None) != _execution.AUTO:
@@ -308,14 +477,8 @@ class BaseAutoencoder(TrainStep, keras.Model):
         return np.concatenate(chunks)
 
     def _check_data(self, x, name="x"):
-        x = np.asarray(x)
-        if self.data_shape is not None and tuple(x.shape[1:]) != tuple(self.data_shape):
-            raise ValueError(
-                f"{name} must have shape (batch, {', '.join(map(str, self.data_shape))}); "
-                f"received {x.shape}."
-            )
-        if not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"{name} must be numeric; received dtype {x.dtype}.")
+        x = _inputs.as_numpy(x, name)
+        self._check_x(x, unit_interval=False, name=name)
         return x.astype("float32", copy=False)
 
     def _check_latent(self, z):
@@ -418,17 +581,42 @@ class BaseAutoencoder(TrainStep, keras.Model):
         return cls(**config)
 
 
-def _tuple_batches(data):
-    """Wraps a generator of bare ``x`` batches as ``(x,)`` tuples, which Keras requires."""
-    if not isinstance(data, types.GeneratorType):
-        return data
-    first = next(data)
+# Layers that only move values around: a decoder ending in one of them ends in the layer before.
+_SHAPE_ONLY_LAYERS = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "Reshape",
+        "Flatten",
+        "Permute",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "Identity",
+        "InputLayer",
+    )
+)
 
-    def batches():
-        for batch in itertools.chain([first], data):
-            yield batch if isinstance(batch, tuple) else (batch,)
 
-    return batches()
+def _final_activation(layer):
+    """Name of the squashing activation (sigmoid, softmax) a decoder ends in, or None.
+
+    Follows the last layer of (nested) models, skipping layers that only reshape: Keras keeps a
+    functional model's layers in topological order, so the last one computes the output.
+    """
+    while True:
+        if isinstance(layer, keras.Model):
+            candidates = [
+                inner for inner in layer.layers if not isinstance(inner, _SHAPE_ONLY_LAYERS)
+            ]
+            if not candidates:
+                return None
+            layer = candidates[-1]
+            continue
+        break
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    return name if name in ("sigmoid", "hard_sigmoid", "softmax") else None
 
 
 def standard_normal(shape, seed=None):

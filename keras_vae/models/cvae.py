@@ -6,7 +6,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vae._config_checks import MAX_NUM_CLASSES, check_bool, check_int
 from keras_vae.layers import ClassMeanPrior
+from keras_vae.models import _inputs
+from keras_vae.models._inputs import InvalidInputError
 from keras_vae.models.base import standard_normal
 from keras_vae.models.vae import VAE
 
@@ -42,9 +45,13 @@ class CVAE(VAE):
     Args:
         encoder, decoder: as in `VAE` (taking ``[x, one_hot]`` /
             ``[z, one_hot]`` when conditioned).
-        num_classes: int >= 2, number of classes.
-        condition_encoder: feed the one-hot label to the encoder.
-        condition_decoder: feed the one-hot label to the decoder.
+        num_classes: int in ``[2, 1_000_000]``, number of classes; the prior's
+            table of means, ``num_classes * latent_dim`` values, holds at most
+            ``2**26`` (67,108,864) of them.
+        condition_encoder: ``True`` or ``False``, feed the one-hot label to the
+            encoder.
+        condition_decoder: ``True`` or ``False``, feed the one-hot label to the
+            decoder.
         beta, reconstruction_loss, from_logits, free_bits, seed: as in `VAE`.
 
     Example:
@@ -75,8 +82,9 @@ class CVAE(VAE):
         seed=None,
         **kwargs,
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"`num_classes` must be an integer >= 2, received {num_classes!r}")
+        num_classes = check_int("num_classes", num_classes, 2, MAX_NUM_CLASSES)
+        condition_encoder = check_bool("condition_encoder", condition_encoder)
+        condition_decoder = check_bool("condition_decoder", condition_decoder)
         super().__init__(
             encoder,
             decoder,
@@ -88,8 +96,8 @@ class CVAE(VAE):
             **kwargs,
         )
         self.num_classes = num_classes
-        self.condition_encoder = bool(condition_encoder)
-        self.condition_decoder = bool(condition_decoder)
+        self.condition_encoder = condition_encoder
+        self.condition_decoder = condition_decoder
         self.prior = None
 
     # ----------------------------------------------------------- conditioning
@@ -171,31 +179,94 @@ class CVAE(VAE):
         )
 
     # --------------------------------------------------------------- numpy API
-    def check_labels(self, labels, count=None):
-        """Validates numpy labels (range, shape) and returns int32 or one-hot float32."""
-        labels = np.asarray(labels)
-        if labels.ndim == 2 and labels.shape[1] == self.num_classes and labels.shape[1] != 1:
+    def check_labels(self, labels, count=None, name="labels"):
+        """Validates labels (range, shape, integrality) and returns int32 or one-hot float32.
+
+        Integer labels of shape ``(n,)`` or ``(n, 1)`` in ``[0, num_classes)`` (floats only
+        when they hold whole numbers), or one-hot/soft labels ``(n, num_classes)`` whose rows
+        are >= 0 and sum to 1. Anything else raises `keras_vae.InvalidInputError` naming
+        ``name``; nothing is truncated or wrapped around.
+        """
+        labels = _inputs.as_numpy(labels, name)
+        _inputs.check_numeric(labels, name)
+        if labels.ndim == 2 and labels.shape[1] == self.num_classes:
+            _inputs.check_finite_range(labels, name)
+            rows = labels.astype("float64").sum(axis=1)
+            if labels.size and (labels.min() < 0 or not np.allclose(rows, 1.0, atol=1e-3)):
+                bad = int(np.argmax((labels < 0).any(axis=1) | ~np.isclose(rows, 1.0, atol=1e-3)))
+                raise InvalidInputError(
+                    f"`{name}` of shape (n, {self.num_classes}) must be one-hot (or soft) "
+                    f"labels: rows >= 0 that sum to 1; row {bad} is {labels[bad].tolist()}."
+                )
             labels = labels.astype("float32")
         else:
             if labels.ndim == 2 and labels.shape[1] == 1:
                 labels = labels[:, 0]
             if labels.ndim != 1:
-                raise ValueError(
-                    f"labels must have shape (batch,), (batch, 1) or (batch, "
-                    f"{self.num_classes}); received {labels.shape}."
+                raise InvalidInputError(
+                    f"`{name}` must have shape (n,), (n, 1) or (n, {self.num_classes}) "
+                    f"(one-hot); received shape {labels.shape}."
                 )
-            if not np.issubdtype(labels.dtype, np.integer):
-                if not np.all(np.mod(labels, 1) == 0):
-                    raise ValueError(f"labels must be integers; received dtype {labels.dtype}.")
-            if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-                raise ValueError(
-                    f"labels must lie in [0, {self.num_classes}); received values from "
-                    f"{labels.min()} to {labels.max()}."
-                )
+            if labels.size:
+                _inputs.check_finite_range(labels, name)
+                if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+                    bad = int(np.argmax(np.mod(labels, 1) != 0))
+                    raise InvalidInputError(
+                        f"`{name}` must be whole class indices; received {labels[bad].item()!r} at "
+                        f"index {bad} (dtype {labels.dtype})."
+                    )
+                low, high = labels.min(), labels.max()
+                if low < 0 or high >= self.num_classes:
+                    raise InvalidInputError(
+                        f"`{name}` must lie in [0, {self.num_classes}) (num_classes="
+                        f"{self.num_classes}); received values from {low} to {high}."
+                    )
             labels = labels.astype("int32")
         if count is not None and len(labels) != count:
-            raise ValueError(f"Expected {count} labels (one per example); received {len(labels)}.")
+            raise InvalidInputError(
+                f"`{name}` must have one label per example ({count}); received {len(labels)}."
+            )
         return labels
+
+    # ------------------------------------------------------------- checked input
+    def _target_is_x(self, y):
+        return True  # y holds the labels
+
+    def _check_y(self, y, count):
+        if y is None:
+            raise InvalidInputError(
+                "CVAE needs labels: fit(x, labels) or a dataset of (x, labels) pairs; received "
+                "no labels (y=None)."
+            )
+        self.check_labels(y, count, name="y (labels)")
+
+    def _check_predict_batch(self, x, y=None, sample_weight=None):
+        """``predict`` takes ``[x, labels]`` (or ``x`` alone when no input is conditioned)."""
+        if isinstance(x, (list, tuple)) and len(x) == 2:
+            x, y = x
+        if y is None and (self.condition_encoder or self.condition_decoder):
+            raise InvalidInputError(
+                "This CVAE conditions on the label: predict([x, labels]); received x alone."
+            )
+        x = _inputs.as_numpy(x, "x")
+        self._check_x(x, unit_interval=False)
+        if y is not None:
+            self.check_labels(y, len(x))
+
+    def _check_y_spec(self, y_spec):
+        if y_spec is None:
+            raise InvalidInputError(
+                "CVAE needs labels: the data yield x alone; yield (x, labels) pairs."
+            )
+        _inputs.check_spec(y_spec, "y (labels)", None, "")
+        shape = tuple(y_spec.shape) if y_spec.shape.rank is not None else None
+        if shape is not None and not (
+            len(shape) == 1 or (len(shape) == 2 and shape[1] in (None, 1, self.num_classes))
+        ):
+            raise InvalidInputError(
+                f"`y (labels)` must have shape (n,), (n, 1) or (n, {self.num_classes}); the data "
+                f"yield shape {_inputs.shape_text(shape)}."
+            )
 
     def encode(self, x, labels=None, batch_size=None):
         """``(z_mean, z_log_var)`` of numpy ``x`` (labels needed if ``condition_encoder``)."""

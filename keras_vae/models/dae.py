@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vae import backends
+from keras_vae._config_checks import MAX_WEIGHT, check_float, check_seed
 from keras_vae.models.ae import AE
 
 NOISE_TYPES = ("gaussian", "dropout")
@@ -29,9 +31,10 @@ class DAE(AE):
     Args:
         encoder, decoder, reconstruction_loss, from_logits: as in `AE`.
         noise: ``"gaussian"`` or ``"dropout"``.
-        noise_stddev: float >= 0, standard deviation of the Gaussian noise.
-        dropout_rate: float in [0, 1), probability of zeroing a unit.
-        seed: optional integer seed of the corruption.
+        noise_stddev: finite float in ``[0, 1e6]``, standard deviation of the
+            Gaussian noise.
+        dropout_rate: float in ``[0, 1)``, probability of zeroing a unit.
+        seed: ``None`` or an int in ``[0, 2**31)``, the seed of the corruption.
 
     Example:
 
@@ -59,14 +62,13 @@ class DAE(AE):
     ):
         if noise not in NOISE_TYPES:
             raise ValueError(f"`noise` must be one of {NOISE_TYPES}, received noise={noise!r}")
-        if not noise_stddev >= 0:
-            raise ValueError(f"`noise_stddev` must be >= 0, received {noise_stddev!r}")
-        if not 0 <= dropout_rate < 1:
-            raise ValueError(f"`dropout_rate` must be in [0, 1), received {dropout_rate!r}")
+        noise_stddev = check_float("noise_stddev", noise_stddev, 0, MAX_WEIGHT)
+        dropout_rate = check_float("dropout_rate", dropout_rate, 0, 1, closed_maximum=False)
+        seed = check_seed("seed", seed)
         super().__init__(encoder, decoder, reconstruction_loss, from_logits, **kwargs)
         self.noise = noise
-        self.noise_stddev = float(noise_stddev)
-        self.dropout_rate = float(dropout_rate)
+        self.noise_stddev = noise_stddev
+        self.dropout_rate = dropout_rate
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -75,10 +77,11 @@ class DAE(AE):
         x = ops.convert_to_tensor(x)
         if self.noise == "gaussian":
             if noise is None:
-                noise = keras.random.normal(ops.shape(x), seed=self.seed_generator, dtype=x.dtype)
+                noise = backends.random_normal(ops.shape(x), self.seed_generator, dtype=x.dtype)
             return x + ops.cast(self.noise_stddev, x.dtype) * ops.cast(noise, x.dtype)
-        if noise is None:
-            return keras.random.dropout(x, self.dropout_rate, seed=self.seed_generator)
+        if noise is None:  # the keep-mask of `corrupt`: a unit is kept where u >= rate
+            uniform = backends.random_uniform(ops.shape(x), self.seed_generator)
+            noise = ops.cast(uniform >= self.dropout_rate, x.dtype)
         return x * ops.cast(noise, x.dtype) / ops.cast(1.0 - self.dropout_rate, x.dtype)
 
     def corrupt(self, x, seed=None, batch_size=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_vae._config_checks import MAX_WEIGHT, check_float, check_seed
 from keras_vae.layers import KLDivergenceRegularizer, Sampling
 from keras_vae.models.base import BaseAutoencoder, check_count, standard_normal
 
@@ -32,14 +33,17 @@ class VAE(BaseAutoencoder):
     Args:
         encoder: Keras layer or model: ``x -> [z_mean, z_log_var, *extras]``.
         decoder: Keras layer or model: ``z`` (or ``[z, *extras]``) -> outputs.
-        beta: float >= 0, the KL weight (beta-VAE, Higgins et al. 2017).
+        beta: finite float in ``[0, 1e6]``, the KL weight (beta-VAE, Higgins
+            et al. 2017).
         reconstruction_loss: ``"bernoulli"`` (default), ``"gaussian"``,
             ``"mse"`` or a callable ``fn(x, outputs)``.
-        from_logits: for ``"bernoulli"``, whether the decoder outputs logits
-            (default, fused and numerically stable) or probabilities.
-        free_bits: nats per latent dimension below which the KL is not
-            pushed (Kingma et al. 2016); 0 disables.
-        seed: optional integer seed of the sampling noise.
+        from_logits: ``True`` or ``False``; for ``"bernoulli"``, whether the
+            decoder outputs logits (default, fused and numerically stable) or
+            probabilities.
+        free_bits: finite float in ``[0, 1e6]``, nats per latent dimension
+            below which the KL is not pushed (Kingma et al. 2016); 0 disables.
+        seed: ``None`` or an int in ``[0, 2**31)``, the seed of the sampling
+            noise.
 
     Example:
 
@@ -68,8 +72,11 @@ class VAE(BaseAutoencoder):
         seed=None,
         **kwargs,
     ):
+        beta = check_float("beta", beta, 0, MAX_WEIGHT)
+        free_bits = check_float("free_bits", free_bits, 0, MAX_WEIGHT)
+        seed = check_seed("seed", seed)
         super().__init__(encoder, decoder, reconstruction_loss, from_logits, **kwargs)
-        self.beta = float(beta)
+        self.beta = beta
         self.seed = seed
         self.kl_regularizer = KLDivergenceRegularizer(
             weight=beta, free_bits=free_bits, metric_name=None, name="kl_regularizer"
