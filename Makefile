@@ -30,7 +30,7 @@ data:
 
 demo: $(STAMP) data
 	$(VENV)/bin/keras-vae train --model vae --arch mlp --latent-dim 16 --epochs 20 --batch-size 128 \
-		--sample-every 5 --out saved_models/demo
+		--sample-every 5 --overwrite --out saved_models/demo
 
 test: test-tensorflow test-jax test-torch
 

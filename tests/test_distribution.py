@@ -83,3 +83,125 @@ def test_tf_mirrored_strategy_on_two_replicas_matches_one_device():
 @pytest.mark.slow
 def test_jax_data_parallel_on_two_devices_matches_one_device():
     _run(JAX_SCRIPT, "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+
+
+# Noise per replica: every replica draws its own noise from the same (mirrored) seed state, a
+# seed reproduces it, a VAE trains, and with the noise supplied the N-replica step of a VAE
+# equals the one-device step.
+NOISE = """
+import numpy as np, keras
+from keras_vae import DAE, VAE, architectures
+from keras_vae.layers import Sampling
+
+
+class SuppliedNoiseVAE(VAE):
+    # y carries the sampling noise (one row per example, sharded with x).
+    def _check_y(self, y, count):
+        pass
+
+    def compute_loss_terms(self, x, y=None, sample_weight=None, training=False, noise=None):
+        return super().compute_loss_terms(x, None, sample_weight, training, noise=y)
+
+
+def supplied_noise_step(scope):
+    rng = np.random.default_rng(0)
+    x = (rng.random((16, 6)) > 0.5).astype("float32")
+    eps = rng.standard_normal((16, 2)).astype("float32")
+    with scope:
+        model = SuppliedNoiseVAE(*architectures.mlp((6,), 2, (8,)))
+        for i, variable in enumerate(model.trainable_variables):
+            variable.assign(np.random.default_rng(i).normal(0, 0.3, variable.shape))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+    loss = model.fit(x, eps, batch_size=16, epochs=1, shuffle=False, verbose=0).history["loss"][0]
+    return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables], loss
+
+
+def vae_trains(scope):
+    x = (np.random.default_rng(1).random((256, 6)) > 0.5).astype("float32")
+    with scope:
+        model = VAE(*architectures.mlp((6,), 2, (16,)), seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(0.01))
+    losses = model.fit(x, batch_size=32, epochs=4, verbose=0).history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+"""
+
+TF_NOISE_SCRIPT = (
+    NOISE
+    + """
+import contextlib, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+def replica_noise(seed):
+    with strategy.scope():
+        sampler = Sampling(seed=seed)
+        dae = DAE(*architectures.mlp((6,), 2, (8,), variational=False), noise="dropout", seed=seed)
+    zeros, ones = tf.zeros((4, 3)), tf.ones((4, 6))
+    draw = tf.function(lambda: strategy.run(lambda: (sampler([zeros, zeros]),
+                                                     dae.corrupt_tensor(ones))))
+    eps, masks = draw()
+    return ([t.numpy() for t in strategy.experimental_local_results(eps)],
+            [t.numpy() for t in strategy.experimental_local_results(masks)])
+
+(eps0, eps1), (mask0, mask1) = replica_noise(7)
+assert not np.allclose(eps0, eps1), "replicas drew the same sampling noise"
+assert not np.array_equal(mask0, mask1), "replicas drew the same DAE dropout mask"
+(again0, again1), (mask_again0, _) = replica_noise(7)
+np.testing.assert_array_equal(eps0, again0)  # a seed reproduces every replica's noise
+np.testing.assert_array_equal(eps1, again1)
+np.testing.assert_array_equal(mask0, mask_again0)
+assert abs(np.concatenate([eps0, eps1]).std() - 1) < 0.5
+
+single, single_loss = supplied_noise_step(contextlib.nullcontext())
+mirrored, mirrored_loss = supplied_noise_step(strategy.scope())
+for a, b in zip(single, mirrored):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+np.testing.assert_allclose(single_loss, mirrored_loss, rtol=1e-5)
+vae_trains(strategy.scope())
+print("ok")
+"""
+)
+
+JAX_NOISE_SCRIPT = (
+    NOISE
+    + """
+import contextlib, jax
+from jax.sharding import NamedSharding, PartitionSpec
+single, single_loss = supplied_noise_step(contextlib.nullcontext())
+devices = jax.devices()
+keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+parallel, parallel_loss = supplied_noise_step(contextlib.nullcontext())
+for a, b in zip(single, parallel):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+np.testing.assert_allclose(single_loss, parallel_loss, rtol=1e-5)
+
+# The noise of a batch sharded over the two devices: each device's rows differ.
+mesh = jax.sharding.Mesh(np.array(devices), ("batch",))
+zeros = jax.device_put(np.zeros((4, 3), "float32"), NamedSharding(mesh, PartitionSpec("batch")))
+
+def draw(seed):
+    sampler = Sampling(seed=seed)
+    sampler.build([(None, 3), (None, 3)])
+    state = [v.value for v in sampler.non_trainable_variables]
+    assert state, "the seed state is the layer's non-trainable variable"
+    z, _ = jax.jit(lambda s, a: sampler.stateless_call([], s, [a, a]))(state, zeros)
+    return np.asarray(z)
+
+eps = draw(7)
+assert not np.allclose(eps[:2], eps[2:]), "the devices drew the same sampling noise"
+np.testing.assert_array_equal(eps, draw(7))  # a seed reproduces it
+vae_trains(contextlib.nullcontext())
+print("ok")
+"""
+)
+
+
+@pytest.mark.slow
+def test_tf_replicas_draw_distinct_reproducible_noise():
+    _run(TF_NOISE_SCRIPT, "tensorflow")
+
+
+@pytest.mark.slow
+def test_jax_devices_draw_distinct_reproducible_noise():
+    _run(JAX_NOISE_SCRIPT, "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})

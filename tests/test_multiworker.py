@@ -92,9 +92,18 @@ with strategy.scope():
 # 4 global batches of 16 per epoch, 8 rows per worker; validation runs test_step distributed too.
 history = vae.fit(VAE_DATA, batch_size=16, epochs=2, validation_data=VAE_DATA[:16],
                   verbose=0).history
+# Sampling noise: each worker's replica draws its own (the seed folded with the global replica
+# index), the same seed state on both.
+from keras_vae.layers import Sampling
+with strategy.scope():
+    sampler = Sampling(seed=3)
+zeros = tf.zeros((2, 4))
+draw = tf.function(lambda: strategy.run(lambda: sampler([zeros, zeros])))
+noise = strategy.experimental_local_results(draw())[0].numpy()
 np.savez(os.path.join(sys.argv[1], f"worker{index}.npz"),
          **{f"distributed_{k}": v for k, v in distributed.items()},
-         **{f"single_{k}": v for k, v in single.items()}, **vae_results(vae, history))
+         **{f"single_{k}": v for k, v in single.items()}, **vae_results(vae, history),
+         noise=noise)
 """
 )
 
@@ -130,16 +139,6 @@ np.savez(os.path.join(sys.argv[1], f"worker{index}.npz"),
          **{f"distributed_{k}": v for k, v in distributed.items()},
          **{f"single_{k}": v for k, v in single.items()}, **vae_results(vae, history))
 """
-)
-
-# Errors of Keras 3.15's TensorFlow trainer under MultiWorkerMirroredStrategy with more than one
-# worker (keras-team/keras#20585): `_maybe_symbolic_build` all-reduces the first batch, a tuple
-# (x, y, sample_weight), and `reduce_per_replica` averages scalar logs over axis 0. keras_vae's
-# TensorFlow TrainStep has to work around both; until it does, the TensorFlow test is expected to
-# fail.
-KNOWN_TF_MULTI_WORKER_ERRORS = (
-    "Attempt to convert a value (PerReplica",
-    "Invalid reduction dimension 0 for input with 0 dimensions",
 )
 
 
@@ -189,9 +188,6 @@ def _run_workers(script, backend, worker_args, worker_env, out_dir):
             worker.wait()
     # A worker killed here (after a timeout or its peer's failure) has a negative return code.
     failed = [(i, log.read_text()) for i, (w, log) in enumerate(zip(workers, logs)) if w.returncode]
-    known = [e for e in KNOWN_TF_MULTI_WORKER_ERRORS for _, output in failed if e in output]
-    if backend == "tensorflow" and known:
-        pytest.xfail(f"Keras 3.15 MultiWorkerMirroredStrategy: {known[0]!r}")
     if failed:
         pytest.fail(
             "\n".join(
@@ -215,6 +211,9 @@ def _check(results):
         history = {key: value for key, value in worker.items() if key.startswith("history_")}
         assert {"history_loss", "history_val_loss"} <= history.keys()
         assert all(value.shape == (2,) and np.isfinite(value).all() for value in history.values())
+    if "noise" in results[0]:  # TensorFlow: the workers' replicas draw distinct noise
+        assert np.isfinite(results[0]["noise"]).all()
+        assert not np.allclose(results[0]["noise"], results[1]["noise"])
     # Both workers end the VAE fit with the same weights and logged the same losses.
     assert results[0].keys() == results[1].keys()
     for key in results[0]:

@@ -17,6 +17,10 @@ import contextlib
 import functools
 
 import tensorflow as tf
+
+# Private Keras API, kept to these two: Keras' own loss scaling for tf.distribute (Keras 3.0+)
+# and its test for a multi-worker strategy (Keras 3.0+; the workaround below needs it).
+from keras.src.backend.tensorflow.trainer import _collective_all_reduce_multi_worker
 from keras.src.losses.loss import scale_loss_for_distribution
 
 from keras_vae.backends import _shared
@@ -37,12 +41,27 @@ class TrainStep:
             self._compiled_update(trainable_weights)(list(gradients))
         else:
             self.optimizer.apply_gradients(zip(gradients, trainable_weights))
-        return self.update_metrics(x, y, sample_weight, outputs, terms)
+        return _logs_for_reduction(self, self.update_metrics(x, y, sample_weight, outputs, terms))
 
     def test_step(self, data):
         x, y, sample_weight = self.unpack_data(data)
         outputs, terms = self.compute_total_loss(x, y, sample_weight, training=False)
-        return self.update_metrics(x, y, sample_weight, outputs, terms)
+        return _logs_for_reduction(self, self.update_metrics(x, y, sample_weight, outputs, terms))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' own, given this replica's first batch instead of letting Keras all-reduce it.
+
+        Keras 3.15 learns the batch shapes from ``strategy.reduce("MEAN", batch)``; under
+        ``MultiWorkerMirroredStrategy`` with several workers that reduce refuses the tuple
+        ``(x, y, sample_weight)`` ("Attempt to convert a value (PerReplica ...) to a Tensor",
+        keras-team/keras#20585). One replica's batch has the same shapes.
+        """
+        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(_first_replica_value, next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def compiles_optimizer_update(self):
         """Whether `train_step` runs the optimizer update as its own XLA computation."""
@@ -72,6 +91,20 @@ class TrainStep:
             # Plain attribute: Keras' layer tracking has no business with a tf.function.
             object.__setattr__(self, "_keras_vae_compiled_update", cached)
         return cached[1]
+
+
+def _first_replica_value(value):
+    return value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
+
+
+def _logs_for_reduction(model, logs):
+    """``logs`` with a leading axis of 1 under ``MultiWorkerMirroredStrategy`` with several
+    workers: there Keras 3.15 averages each log over the replicas with
+    ``strategy.reduce("MEAN", value, axis=0)``, which refuses a scalar ("Invalid reduction
+    dimension 0 for input with 0 dimensions"); the reduce turns them back into scalars."""
+    if not _collective_all_reduce_multi_worker(model.distribute_strategy):
+        return logs
+    return {name: tf.expand_dims(value, 0) for name, value in logs.items()}
 
 
 def _under_strategy(model):
