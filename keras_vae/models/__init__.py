@@ -1,4 +1,8 @@
-"""fit-compatible autoencoder models whose train_step works on every Keras backend."""
+"""fit-compatible autoencoder models whose train_step works on every Keras backend.
+
+``MODELS`` is the registry: a model appears in ``keras-vae train --model`` and in the shared
+model tests by its line here.
+"""
 
 from keras_vae.models.ae import AE
 from keras_vae.models.base import BaseAutoencoder
@@ -6,4 +10,11 @@ from keras_vae.models.cvae import CVAE
 from keras_vae.models.dae import DAE
 from keras_vae.models.vae import VAE
 
-__all__ = ["AE", "BaseAutoencoder", "CVAE", "DAE", "VAE"]
+MODELS = {
+    "ae": AE,
+    "dae": DAE,
+    "vae": VAE,
+    "cvae": CVAE,
+}
+
+__all__ = ["AE", "BaseAutoencoder", "CVAE", "DAE", "MODELS", "VAE"]

@@ -52,6 +52,12 @@ class BaseAutoencoder(TrainStep, keras.Model):
 
     num_latent_outputs = 1
     loss_terms = ("reconstruction_loss",)
+    # What the model can do, for code outside keras_vae/models/ to ask instead of checking
+    # classes: takes labels (fit(x, labels), encode/decode/reconstruct(..., labels));
+    # generate() decodes prior samples; corrupt() adds its training noise.
+    conditional = False
+    generative = False
+    denoising = False
 
     def __init_subclass__(cls, **kwargs):
         # Build once the outermost __init__ has created all state, when the encoder's input

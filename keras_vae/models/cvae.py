@@ -68,6 +68,8 @@ class CVAE(VAE):
     (3, 16)
     """
 
+    conditional = True
+
     def __init__(
         self,
         encoder,

@@ -48,6 +48,8 @@ class DAE(AE):
     (2, 16)
     """
 
+    denoising = True
+
     def __init__(
         self,
         encoder,
