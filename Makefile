@@ -11,7 +11,7 @@ TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::DeprecationWarning
 BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.py tests/test_inputs.py \
 	tests/test_safe_loading.py
 
-.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-step-parts bench-paired saved-models lint clean
+.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-paired saved-models lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,9 +51,6 @@ bench-quick: $(STAMP) data
 
 bench-steps: $(STAMP)
 	$(PY) -m benchmarks.steps --all
-
-bench-step-parts: $(STAMP)
-	$(PY) -m benchmarks.step_parts
 
 bench-paired: $(STAMP) data
 	$(PY) -m benchmarks.paired --all

@@ -229,13 +229,6 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def load_average() -> list[float]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
-
-
 def dump(result: dict, path: str | None):
     text = json.dumps(result, indent=1, sort_keys=True)
     if path:

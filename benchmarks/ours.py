@@ -2,7 +2,9 @@
 
 - ``mlp``: ``VAE(*architectures.mlp((784,), latent_dim=20, hidden_units=(400,)))``, the
   architecture of PyTorch's example;
-- ``conv``: ``VAE(*architectures.conv((28, 28, 1), latent_dim=2))``, the Keras example's.
+- ``conv``: ``VAE(*architectures.conv((28, 28, 1), latent_dim=2))``, the Keras example's;
+  ``deconv_implementation="native"`` gives it the backend's own transposed convolutions (what
+  the Keras peers use) where ``"auto"`` picks the sub-pixel rewrite (JAX on CPU).
 
 Both use the default Bernoulli likelihood from logits and ``Adam(1e-3)``.
 """
@@ -14,12 +16,14 @@ import keras_vae
 from keras_vae import architectures
 
 
-def build(arch="mlp", seed=None):
+def build(arch="mlp", seed=None, deconv_implementation="auto"):
     """Returns ``(model, encode, decode, output)`` for the benchmark worker."""
     if arch == "mlp":
         encoder, decoder = architectures.mlp((784,), latent_dim=20, hidden_units=(400,))
     else:
-        encoder, decoder = architectures.conv((28, 28, 1), latent_dim=2)
+        encoder, decoder = architectures.conv(
+            (28, 28, 1), latent_dim=2, deconv_implementation=deconv_implementation
+        )
     model = keras_vae.VAE(encoder, decoder, seed=seed)
 
     def encode(x):

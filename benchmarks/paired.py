@@ -5,8 +5,8 @@ in one process.
     python -m benchmarks.paired --all    # = make bench-paired: TensorFlow, then JAX (~3.5 min)
 
 `benchmarks.run` gives each row its own process, minutes apart. On a shared VM that is not
-enough: the host's speed changes within seconds (`benchmarks.hostspeed`), so two rows of one
-table can run at speeds 1.5-2x apart. Here the three MLP VAEs (784-400-20, batch 128, Adam 1e-3,
+enough: the host's speed changes within seconds (benchmarks/README.md, "Caveats"), so two rows
+of one table can run at speeds 1.5-2x apart. Here the three MLP VAEs (784-400-20, batch 128, Adam 1e-3,
 the full 60k Fashion-MNIST training set), and on TensorFlow keras_vae with one batch per call
 (what ``steps_per_execution="auto"`` gains), live in one process and train one epoch each in turn,
 round after round, the order rotated each round; each ratio is taken between epochs of the same

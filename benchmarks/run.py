@@ -46,7 +46,7 @@ class Row:
     jit_compile: str = "auto"
     steps_per_execution: int | None = None  # None: the implementation's default
     input: str = "numpy"
-    patches: tuple[str, ...] = ()
+    deconv: str = "auto"  # keras_vae's conv decoder: architectures.conv(deconv_implementation)
     group: str = "default"  # "default" (compile defaults), "tuned", "reference" or "sweep"
     warmup: int = 20
     raw_steps: int = 0  # bare train_step calls timed after fit (Keras rows only)
@@ -60,7 +60,8 @@ class Row:
             parts.append(f"spe={self.steps_per_execution}")
         if self.input != "numpy":
             parts.append(self.input)
-        parts.extend(f"patch:{p}" for p in self.patches)
+        if self.deconv != "auto":
+            parts.append(f"deconv={self.deconv}")
         return ",".join(parts) or "defaults"
 
     @property
@@ -86,8 +87,8 @@ class Row:
             cmd += ["--train-size", str(self.train_size)]
         if self.raw_steps and self.impl != "pytorch_example":
             cmd += ["--raw-steps", str(self.raw_steps)]
-        for patch in self.patches:
-            cmd += ["--patch", patch]
+        if self.deconv != "auto":
+            cmd += ["--deconv", self.deconv]
         return cmd
 
 
@@ -177,7 +178,7 @@ def plan(mode: str, gpu: bool = False) -> list[Row]:
                     "conv",
                     1,
                     conv,
-                    patches=("native_deconv",),
+                    deconv="native",
                     group="sweep",
                     warmup=CONV_WARMUP_STEPS,
                 )
@@ -223,7 +224,7 @@ def plan(mode: str, gpu: bool = False) -> list[Row]:
             "jax",
             "conv",
             **conv,
-            patches=("native_deconv",),
+            deconv="native",
             group="reference",
             raw_steps=raw,
         )
@@ -391,10 +392,10 @@ def _peer_for(record: dict, by_key: dict) -> list[tuple[str, dict | None]]:
     """The peers a row of ours is compared with: same arch; same backend and settings for the
     Keras add_loss peer; the published peer (PyTorch example / Keras example) at its defaults."""
     arch = record["arch"]
-    # A proposed patch of keras_vae is compared with the peer at the same compile settings.
-    # One batch per call is the Keras peer's default.
+    # keras_vae with another conv decoder is compared with the peer at the same compile
+    # settings. One batch per call is the Keras peer's default.
     settings = ",".join(
-        p for p in record["settings"].split(",") if not p.startswith("patch:") and p != "spe=1"
+        p for p in record["settings"].split(",") if not p.startswith("deconv=") and p != "spe=1"
     )
     same = by_key.get(("keras_add_loss", record["backend"], arch, settings or "defaults"))
     published = (

@@ -41,7 +41,12 @@ def parse_args(argv=None):
         default="numpy",
         help="numpy arrays to fit (default) or a tf.data pipeline gathering batches from memory",
     )
-    parser.add_argument("--patch", action="append", default=[], help="see benchmarks.patches")
+    parser.add_argument(
+        "--deconv",
+        choices=("auto", "native", "subpixel"),
+        default="auto",
+        help="keras_vae's conv decoder: architectures.conv(deconv_implementation=...)",
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads per framework (default: all cores)"
     )
@@ -178,7 +183,8 @@ def run_keras(args, backend, x_train, x_test, clock, info_after_eval):
         from benchmarks.peers import keras_add_loss as implementation
     else:
         from benchmarks.peers import keras_example as implementation
-    model, encode, decode, output = implementation.build(args.arch)
+    build_args = {"deconv_implementation": args.deconv} if args.impl == "ours" else {}
+    model, encode, decode, output = implementation.build(args.arch, **build_args)
     jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     if args.steps_per_execution is None:
         implementation.compile_model(model, jit_compile)
@@ -245,10 +251,8 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(threads)
-    if args.patch:
-        from benchmarks import patches
-
-        patches.apply(args.patch)
+    if args.deconv != "auto" and args.impl != "ours":
+        raise SystemExit("--deconv applies to keras_vae's rows only (--impl ours)")
     import_seconds = time.perf_counter() - PROCESS_START
 
     x_train, source = common.training_set(args.arch, args.train_size)
@@ -281,7 +285,7 @@ def main(argv=None):
         "steps_per_execution": args.steps_per_execution,
         "input": args.input,
         "threads": args.threads,
-        "patches": args.patch,
+        "deconv": args.deconv,
         "data_source": source,
         "accelerator": _accelerator(backend),
         "versions": _framework_versions(backend),
