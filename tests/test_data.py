@@ -21,6 +21,7 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_SHAPE = (50, 6, 5)  # non-square, so height and width cannot be swapped unnoticed
 TEST_SHAPE = (20, 6, 5)
 NUM_CLASSES = 4
+TOY_CLASS_NAMES = ("circle", "square", "star", "moon")  # the prepared TFDS toy's label names
 
 
 def write_idx(path, array, compress=True):
@@ -34,19 +35,21 @@ def write_idx(path, array, compress=True):
     return path
 
 
-def make_split(seed, shape):
+def make_split(seed, shape, num_classes=NUM_CLASSES):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, shape, dtype=np.uint8)
-    labels = (np.arange(shape[0]) % NUM_CLASSES).astype(np.uint8)
+    labels = (np.arange(shape[0]) % num_classes).astype(np.uint8)
     return images, labels
 
 
-def write_idx_dir(directory, compress=True):
+def write_idx_dir(directory, compress=True, num_classes=NUM_CLASSES, prefixes=("train", "t10k")):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if compress else ""
     for prefix, seed, shape in (("train", 0, TRAIN_SHAPE), ("t10k", 1, TEST_SHAPE)):
-        images, labels = make_split(seed, shape)
+        if prefix not in prefixes:
+            continue
+        images, labels = make_split(seed, shape, num_classes)
         write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
         write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
     return directory
@@ -71,7 +74,8 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.delenv(data.ENV_VAR, raising=False)
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {})
+    for dataset in list(data.SYSTEM_IDX_DIRS):  # the lookup reads this very dict: empty it
+        monkeypatch.delitem(data.SYSTEM_IDX_DIRS, dataset)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds_default"))
     return tmp_path / "tfds"
 
@@ -199,7 +203,7 @@ def test_not_found_error_lists_every_place(tmp_path, monkeypatch, offline):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv(data.ENV_VAR, str(empty))
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {"mnist": (str(tmp_path / "system"),)})
+    monkeypatch.setitem(data.SYSTEM_IDX_DIRS, "mnist", (str(tmp_path / "system"),))
     with pytest.raises(data.DatasetNotFoundError) as caught:
         data.load("mnist", idx_dir=tmp_path / "missing", **offline)
     message = str(caught.value)
@@ -456,7 +460,7 @@ class KerasVaeToyImages(tfds.core.GeneratorBasedBuilder):
         features = tfds.features.FeaturesDict(
             {
                 "image": tfds.features.Image(shape=TRAIN_SHAPE[1:] + (1,)),
-                "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+                "label": tfds.features.ClassLabel(names=TOY_CLASS_NAMES),
             }
         )
         return tfds.core.DatasetInfo(builder=self, features=features)
@@ -509,6 +513,7 @@ def test_prepared_tfds_dataset(prepared_tfds, tmp_path, monkeypatch):
     described = data.info(name, data_dir=prepared_tfds)
     assert described.source == "tfds" and described.num_examples == {"train": 50, "test": 20}
     assert described.image_shape == (6, 5, 1) and described.num_classes == NUM_CLASSES
+    assert described.class_names == TOY_CLASS_NAMES  # TFDS' label names
 
 
 def test_prepared_tfds_dataset_with_epoch_variable(prepared_tfds):
@@ -537,10 +542,66 @@ def test_info(idx_dir, offline):
     toy = data.info("toy", idx_dir=idx_dir, data_dir=offline["data_dir"])
     assert toy.image_shape == (6, 5, 1) and toy.num_classes == NUM_CLASSES
     assert toy.num_examples == {"train": 50, "test": 20} and toy.source.startswith("idx:")
+    assert toy.class_names is None  # IDX files hold no names, and "toy" is in no table
     arrays = data.info((np.zeros((7, 3, 3, 3), np.float32), np.arange(7) % 2))
     assert arrays.image_shape == (3, 3, 3) and arrays.num_classes == 2
+    assert arrays.class_names is None
     cifar = data.info("cifar10", data_dir=offline["data_dir"])  # not prepared: from TFDS code
     assert cifar.image_shape == (32, 32, 3) and cifar.num_classes == 10 and cifar.source == "tfds"
+    # TFDS' code numbers cifar10's classes until it is prepared; the names come with the data.
+    assert cifar.class_names == tuple(str(label) for label in range(10))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "kmnist"])
+def test_info_class_names_of_idx_files(tmp_path, offline, name):
+    tfds_names = tfds.builder(name, data_dir=offline["data_dir"]).info.features["label"].names
+    ten_classes = write_idx_dir(tmp_path / "ten" / name, num_classes=10)
+    described = data.info(name, idx_dir=ten_classes.parent, data_dir=offline["data_dir"])
+    assert described.source == f"idx:{ten_classes}" and described.num_classes == 10
+    assert described.class_names == tuple(tfds_names)  # the table names them as TFDS does
+    assert all(isinstance(class_name, str) for class_name in described.class_names)
+    # Files under the name that hold another labelling (4 classes) get no names.
+    four_classes = write_idx_dir(tmp_path / "four" / name)
+    other = data.info(name, idx_dir=four_classes, data_dir=offline["data_dir"])
+    assert other.num_classes == NUM_CLASSES and other.class_names is None
+
+
+def test_info_finds_the_data_load_finds(tmp_path, monkeypatch, offline):
+    """info() describes the directory where load() finds the training split."""
+    base = write_idx_dir(tmp_path / "base")
+    subfolder = base / "toy"  # the dataset's own subfolder, more specific, with test files only
+    subfolder.mkdir()
+    write_idx(subfolder / "t10k-images-idx3-ubyte.gz", np.zeros((3, 6, 5), np.uint8))
+    monkeypatch.setenv(data.ENV_VAR, str(base))
+    assert data.load_numpy("toy", "train", **offline)[0].shape[0] == 50  # from base
+    assert data.load_numpy("toy", "test", **offline)[0].shape[0] == 3  # from the subfolder
+    described = data.info("toy", data_dir=offline["data_dir"])
+    assert described.source == f"idx:{base}"
+    assert described.num_examples == {"train": 50, "test": 20}
+    # A directory of test files only: load() reads "test" there and info() describes it.
+    test_only = write_idx_dir(tmp_path / "test_only", prefixes=("t10k",))
+    monkeypatch.setenv(data.ENV_VAR, str(test_only))
+    assert data.load_numpy("toy", "test", **offline)[0].shape[0] == 20
+    described = data.info("toy", data_dir=offline["data_dir"])
+    assert described.source == f"idx:{test_only}" and described.num_examples == {"test": 20}
+
+
+def test_info_and_load_look_in_the_same_places(tmp_path, monkeypatch, offline):
+    empty, missing, system = tmp_path / "empty", tmp_path / "missing", tmp_path / "system"
+    empty.mkdir()
+    monkeypatch.setenv(data.ENV_VAR, str(empty))
+    monkeypatch.setitem(data.SYSTEM_IDX_DIRS, "no_such_set", (str(system),))
+    with pytest.raises(data.DatasetNotFoundError) as loading:
+        data.load_numpy("no_such_set", idx_dir=missing, **offline)
+    with pytest.raises(data.DatasetNotFoundError) as describing:
+        data.info("no_such_set", idx_dir=missing, data_dir=offline["data_dir"])
+    assert describing.value.places == loading.value.places
+    idx_place, tfds_place, env_place, system_place = loading.value.places
+    assert idx_place == f"idx_dir: {missing} (no such directory)"
+    assert tfds_place.startswith("TFDS: no dataset builder for 'no_such_set'")
+    assert env_place == f"{data.ENV_VAR}={empty}: {empty} has no train-images-idx3-ubyte[.gz]"
+    assert system_place == f"system directory: {system} (no such directory)"
+    assert describing.value.split == loading.value.split == "train"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,7 +613,7 @@ def test_info(idx_dir, offline):
     reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
 )
 def test_debian_fashion_mnist(monkeypatch, offline):
-    monkeypatch.setattr(data, "SYSTEM_IDX_DIRS", {"fashion_mnist": (str(DEBIAN_FASHION_MNIST),)})
+    monkeypatch.setitem(data.SYSTEM_IDX_DIRS, "fashion_mnist", (str(DEBIAN_FASHION_MNIST),))
     x, y = data.load_numpy("fashion_mnist", "train", **offline)
     assert x.shape == (60000, 28, 28, 1) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() == 1.0
