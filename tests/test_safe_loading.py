@@ -283,8 +283,15 @@ def networks():
 
 
 def test_every_layer_and_model_is_covered():
-    public = set(keras_vae.layers.__all__) | set(keras_vae.models.__all__)
+    modules = (keras_vae.layers, keras_vae.models)
+    public = {
+        name
+        for module in modules
+        for name in module.__all__
+        if isinstance(getattr(module, name), type)
+    }
     assert {cls.__name__ for cls, *_ in TARGETS} == public - {"BaseAutoencoder"}
+    assert set(keras_vae.models.MODELS.values()) <= {cls for cls, *_ in TARGETS}
 
 
 @pytest.mark.parametrize("cls, args, kwargs, name, bad", CASES)
