@@ -26,11 +26,6 @@ import numpy as np
 
 from keras_vae import CVAE, architectures, data, plotting
 
-CLASS_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
-
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -53,6 +48,7 @@ def main():
         "fashion_mnist", train_split, batch_size=args.batch_size, with_labels=True, seed=0
     )
     x_test, y_test = data.load_numpy("fashion_mnist", "test")
+    class_names = data.info("fashion_mnist").class_names  # "T-shirt/top", "Trouser", ...
     if args.limit is not None:
         x_test, y_test = x_test[: args.limit], y_test[: args.limit]
 
@@ -79,7 +75,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     # Each class repeated 8 times: generate(labels) decodes mu_y + eps for every label.
     plotting.class_conditional_grid(
-        cvae, n_per_class=8, seed=0, class_names=CLASS_NAMES, path=f"{out}/class_conditional.png"
+        cvae, n_per_class=8, seed=0, class_names=class_names, path=f"{out}/class_conditional.png"
     )
     classes = np.arange(10)
     means = cvae.class_means()  # (10, latent_dim), the learned prior centres
@@ -91,7 +87,7 @@ def main():
     )
     z_mean, _ = cvae.encode(x_test, y_test)
     plotting.latent_scatter(
-        z_mean, labels=y_test, class_names=CLASS_NAMES, path=f"{out}/latent_scatter.png"
+        z_mean, labels=y_test, class_names=class_names, path=f"{out}/latent_scatter.png"
     )
     print(f"pictures in {out}/")
 

@@ -24,11 +24,6 @@ import keras
 
 from keras_vae import VAE, architectures, data, plotting
 
-CLASS_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
-
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -47,6 +42,7 @@ def main():
     # Images in [0, 1], shuffled every epoch; the test split serves as validation data here.
     train = data.load("fashion_mnist", train_split, batch_size=args.batch_size, seed=0)
     x_test, y_test = data.load_numpy("fashion_mnist", "test")
+    class_names = data.info("fashion_mnist").class_names  # "T-shirt/top", "Trouser", ...
     if args.limit is not None:
         x_test, y_test = x_test[: args.limit], y_test[: args.limit]
 
@@ -73,7 +69,7 @@ def main():
     )
     z_mean, _ = vae.encode(x_test)  # posterior means (and log-variances)
     plotting.latent_scatter(
-        z_mean, labels=y_test, class_names=CLASS_NAMES, path=f"{out}/latent_scatter.png"
+        z_mean, labels=y_test, class_names=class_names, path=f"{out}/latent_scatter.png"
     )
     if args.latent_dim == 2:
         plotting.latent_manifold(vae, n=15, extent=3.0, path=f"{out}/latent_manifold.png")

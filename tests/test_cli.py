@@ -1,4 +1,4 @@
-"""Tests for the `keras-vae` command line (keras_vae/cli.py).
+"""Tests for the `keras-vae` command line (keras_vae/cli/): flags, outputs and exit statuses.
 
 Most tests call `cli.main([...])` in this process; a few run ``python -m keras_vae`` in a fresh
 one (help, exit statuses, --backend). One tiny VAE run (512 examples, 1 epoch) is trained once
@@ -211,14 +211,16 @@ def test_overwrite_trains_a_completed_run_afresh(tmp_path, data_flags, capsys):
     assert (out / "history.csv").read_text().count("\n") == 2  # header and this run's epoch
 
 
-def test_keep_csv_rows_drops_repeated_and_cut_rows(tmp_path):
-    path = tmp_path / "history.csv"
-    path.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n3,1.")
-    cli._keep_csv_rows(path, 2)  # the backup holds 2 epochs: rows 2 and 3 come again
-    assert path.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
-    path.write_text("epoch,loss\n0,3.0\n1")  # a row cut inside its epoch number
-    cli._keep_csv_rows(path, 1)
-    assert path.read_text() == "epoch,loss\n0,3.0\n"
+def test_run_warnings_print_one_warning_line(capsys):
+    import warnings
+
+    from keras_vae import runs
+
+    with cli._run_warnings_as_lines():
+        for _ in range(2):  # shown each time, not once per place
+            warnings.warn("skipped the pictures: no matplotlib", runs.RunWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "keras-vae: warning: skipped the pictures: no matplotlib\n" * 2
 
 
 # ------------------------------------------------------------------ commands on a trained run
