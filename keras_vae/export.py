@@ -43,11 +43,16 @@ dtype are converted, as ``tf.constant`` would). Labels outside
 TensorFlow backend, and give NaN outputs for those rows in exports made with
 the JAX backend (JAX code cannot raise at run time).
 
-SavedModel export works from the TensorFlow and JAX backends (JAX functions
-are converted with ``jax2tf``; TensorFlow must be installed). ``format="onnx"``
-writes the ``serving_default`` computation as an ONNX graph through Keras'
-own ONNX exporter (``tf2onnx`` on TensorFlow, ``jax2onnx`` on JAX,
-``torch.onnx`` on PyTorch).
+Each model states these endpoints itself (`BaseAutoencoder.serving_endpoints`:
+plain functions of tensors and their input specs); this module only writes
+them out. SavedModel export works from every backend: TensorFlow directly,
+JAX through ``jax2tf``, and PyTorch (where Keras writes no SavedModel with
+named signatures) by saving the model to a temporary ``.keras`` file that a
+fresh Python process with ``KERAS_BACKEND=tensorflow`` loads and exports, the
+same signatures and numbers (see `keras_vae.backends.torch.export_saved_model`).
+``format="onnx"`` writes the ``serving_default`` computation as an ONNX graph
+through Keras' own ONNX exporter (``tf2onnx`` on TensorFlow, ``jax2onnx`` on
+JAX, ``torch.onnx`` on PyTorch).
 
 Example:
 
@@ -72,34 +77,34 @@ import os
 from collections.abc import Callable
 
 import keras
-from keras import ops
 
 from keras_vae import backends
-from keras_vae.models.base import BaseAutoencoder
-from keras_vae.models.cvae import CVAE
 
 __all__ = ["FORMATS", "SAVED_MODEL_BACKENDS", "export_model", "serving_endpoints"]
 
 FORMATS = ("tf_saved_model", "onnx")
 """The values of ``export_model(format=...)``."""
 
-SAVED_MODEL_BACKENDS = ("tensorflow", "jax")
-"""Keras backends that can write a SavedModel with several named signatures."""
+SAVED_MODEL_BACKENDS = ("tensorflow", "jax", "torch")
+"""Keras backends that can write a SavedModel with several named signatures (PyTorch through
+a TensorFlow process)."""
 
 _ONNX_CONVERTERS = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnx"}
 
 
-def serving_endpoints(model: BaseAutoencoder) -> dict[str, tuple[Callable, list]]:
+def serving_endpoints(model) -> dict[str, tuple[Callable, list]]:
     """The signatures `export_model` writes, as ``{name: (fn, input_signature)}``.
 
-    ``fn`` takes the inputs in the order of ``input_signature`` (a list of
-    named `keras.InputSpec`) and returns a dict of float32 tensors; the first
-    entry is ``"serving_default"``. Use it to add the same endpoints to your
-    own `keras.export.ExportArchive`, or to see what an export will hold.
+    The model's own `serving_endpoints` (``fn`` takes the inputs in the order
+    of ``input_signature``, a list of named `keras.InputSpec`, and returns a
+    dict of float32 tensors; the first entry is ``"serving_default"``), each
+    ``fn`` refusing at run time inputs whose shapes do not match (the
+    backend's way). Use it to add the same endpoints to your own
+    `keras.export.ExportArchive`, or to see what an export will hold.
 
     Args:
-        model: a built keras_vae model (`AE`, `DAE`, `VAE`, `CVAE` or a
-            subclass of `BaseAutoencoder`).
+        model: a keras_vae model (`AE`, `DAE`, `VAE`, `CVAE` or a subclass of
+            `BaseAutoencoder`).
 
     Returns:
         dict from signature name to ``(fn, input_signature)``.
@@ -118,98 +123,14 @@ def serving_endpoints(model: BaseAutoencoder) -> dict[str, tuple[Callable, list]
     generate ['labels', 'eps']
     """
     _check_model(model)
-    data_spec = keras.InputSpec(shape=(None, *model.data_shape), dtype="float32", name="x")
-    z_spec = keras.InputSpec(shape=(None, *model.latent_shape), dtype="float32", name="z")
-    eps_spec = keras.InputSpec(shape=(None, *model.latent_shape), dtype="float32", name="eps")
-    labels_spec = keras.InputSpec(shape=(None,), dtype="int32", name="labels")
-    latent_names = ("z_mean", "z_log_var") if model.num_latent_outputs == 2 else ("code",)
-
-    def latents_of(x, labels=None):
-        latents, _ = model._split_encoder_outputs(model._call_encoder(x, labels))
-        return {name: _float32(t) for name, t in zip(latent_names, latents)}
-
-    def decoded(z, labels=None):
-        return {"x": _float32(model.to_data_space(model._decode_raw(z, labels=labels)))}
-
-    endpoints = {}
-    if isinstance(model, CVAE):
-        conditioned = model.condition_encoder or model.condition_decoder
-
-        if conditioned:
-
-            def serving_default(x, labels):
-                return _checked(model, labels, lambda y: _reconstruct(model, x, y))
-
-        else:
-
-            def serving_default(x):
-                return _reconstruct(model, x)
-
-        if model.condition_encoder:
-
-            def encode(x, labels):
-                return _checked(model, labels, lambda y: latents_of(x, y))
-
-        else:
-
-            def encode(x):
-                return latents_of(x)
-
-        if model.condition_decoder:
-
-            def decode(z, labels):
-                return _checked(model, labels, lambda y: decoded(z, y))
-
-        else:
-
-            def decode(z):
-                return decoded(z)
-
-        def generate(labels, eps):
-            def run(y):
-                return decoded(ops.cast(model.prior(y), "float32") + eps, y)
-
-            return _checked(model, labels, run)
-
-        with_labels = [data_spec, labels_spec]
-        endpoints["serving_default"] = (
-            serving_default,
-            with_labels if conditioned else [data_spec],
-        )
-        endpoints["encode"] = (encode, with_labels if model.condition_encoder else [data_spec])
-        decode_signature = [z_spec, labels_spec] if model.condition_decoder else [z_spec]
-        generate_signature = [labels_spec, eps_spec]
-    else:
-
-        def serving_default(x):
-            return _reconstruct(model, x)
-
-        def encode(x):
-            return latents_of(x)
-
-        def decode(z):
-            return decoded(z)
-
-        def generate(eps):
-            return decoded(eps)
-
-        endpoints["serving_default"] = (serving_default, [data_spec])
-        endpoints["encode"] = (encode, [data_spec])
-        decode_signature = [z_spec]
-        generate_signature = [eps_spec]
-
-    if not model._decoder_needs_extras:
-        endpoints["decode"] = (decode, decode_signature)
-        if model.num_latent_outputs == 2:  # a prior to sample from: VAE and CVAE
-            endpoints["generate"] = (generate, generate_signature)
     return {
         name: (backends.serving_input_checks(fn, specs), specs)
-        for name, (fn, specs) in endpoints.items()
+        for name, (fn, specs) in model.serving_endpoints().items()
     }
 
 
 def export_model(
-    model: BaseAutoencoder,
+    model,
     filepath: str | os.PathLike,
     format: str = "tf_saved_model",
     verbose: bool = True,
@@ -222,25 +143,25 @@ def export_model(
     module's docstring; `serving_endpoints` returns them.
 
     Args:
-        model: a built keras_vae model (`AE`, `DAE`, `VAE`, `CVAE`).
+        model: a keras_vae model (`AE`, `DAE`, `VAE`, `CVAE`).
         filepath: output directory (``"tf_saved_model"``) or file
             (``"onnx"``). For TensorFlow Serving, end it with a version
             folder: ``models/vae/1``.
-        format: ``"tf_saved_model"`` (TensorFlow and JAX backends) or
-            ``"onnx"`` (the ``serving_default`` computation only; inputs
-            named ``x`` and, for a conditioned CVAE, ``labels``).
+        format: ``"tf_saved_model"`` (every backend) or ``"onnx"`` (the
+            ``serving_default`` computation only; inputs named ``x`` and, for a
+            conditioned CVAE, ``labels``).
         verbose: print the written endpoints.
         **kwargs: passed to `keras.export.ExportArchive.add_endpoint` for a
             SavedModel (on JAX e.g. ``jax2tf_kwargs={"native_serialization_platforms":
-            ("cpu", "cuda")}`` to serve the same file on CPU and GPU), or to
-            `keras.Model.export` for ONNX (e.g. ``opset_version=17``).
+            ("cpu", "cuda")}`` to serve the same file on CPU and GPU; from PyTorch
+            they must be JSON values), or to `keras.Model.export` for ONNX (e.g.
+            ``opset_version=17``).
 
     Raises:
-        ValueError: unknown ``format``, or a model that is not built.
+        ValueError: unknown ``format``, or a model that cannot be built.
         TypeError: ``model`` is not a keras_vae model.
-        NotImplementedError: a SavedModel from the PyTorch backend (Keras
-            exports only a model's own ``call`` there, without named
-            signatures): save the model and export it from TensorFlow or JAX.
+        RuntimeError: from PyTorch, the TensorFlow process that writes the
+            SavedModel failed (the message ends with its error output).
         ImportError: the ONNX converter of the backend is missing.
 
     Example:
@@ -260,66 +181,44 @@ def export_model(
     """
     if format not in FORMATS:
         raise ValueError(f"`format` must be one of {FORMATS}, received format={format!r}")
-    endpoints = serving_endpoints(model)
-    backend = keras.backend.backend()
+    _check_model(model)
     if format == "onnx":
-        _export_onnx(model, endpoints, filepath, verbose, **kwargs)
+        _export_onnx(model, filepath, verbose, **kwargs)
         return
-    if backend not in SAVED_MODEL_BACKENDS:
-        raise NotImplementedError(
-            f"SavedModel export with named signatures needs the TensorFlow or JAX Keras backend "
-            f"(KERAS_BACKEND={' or '.join(SAVED_MODEL_BACKENDS)}); the current backend is "
-            f"{backend!r}. Save the model (model.save('model.keras')), then load and export it "
-            "in a process started with KERAS_BACKEND=tensorflow."
+    # In this process on TensorFlow and JAX; from PyTorch in a TensorFlow process.
+    backends.export_saved_model(
+        model, os.fspath(filepath), _write_saved_model, verbose=verbose, **kwargs
+    )
+
+
+# ------------------------------------------------------------------------------ helpers
+def _check_model(model):
+    if not callable(getattr(model, "serving_endpoints", None)) or not callable(
+        getattr(model, "serving_layers", None)
+    ):
+        raise TypeError(
+            "export_model() exports keras_vae models (AE, DAE, VAE, CVAE: models that state "
+            f"their serving_endpoints()); received {type(model).__name__}. Use "
+            "keras.Model.export for other models."
         )
+    model.serving_endpoints()  # builds the model, or raises a ValueError saying why it cannot
+
+
+def _write_saved_model(model, filepath, verbose=True, **kwargs):
+    """Writes the SavedModel in this process (the TensorFlow and JAX backends)."""
     archive = keras.export.ExportArchive()
     if backends.EXPORT_TRACKS_LAYERS:
         # Only the layers that hold the serving weights, not the model itself: on TensorFlow
         # tracking a model traces Keras' default `model(x)` signature, which a CVAE that
         # needs labels cannot run.
-        for layer in _serving_layers(model):
+        for layer in model.serving_layers():
             archive.track(layer)
-    for name, (fn, input_signature) in endpoints.items():
+    for name, (fn, input_signature) in serving_endpoints(model).items():
         archive.add_endpoint(name, fn, input_signature=input_signature, **kwargs)
     archive.write_out(os.fspath(filepath), verbose=verbose)
 
 
-# ------------------------------------------------------------------------------ helpers
-def _check_model(model):
-    if not isinstance(model, BaseAutoencoder):
-        raise TypeError(
-            "export_model() exports keras_vae models (AE, DAE, VAE, CVAE); received "
-            f"{type(model).__name__}. Use keras.Model.export for other models."
-        )
-    model._ensure_built()
-    if model.data_shape is None or model.latent_shape is None:
-        raise ValueError(f"{type(model).__name__} must be built before export.")
-
-
-def _serving_layers(model):
-    layers = [model.encoder, model.decoder]
-    if isinstance(model, CVAE):
-        layers.append(model.prior)
-    return layers
-
-
-def _float32(tensor):
-    return ops.cast(tensor, "float32")
-
-
-def _reconstruct(model, x, labels=None):
-    """What ``model.call`` computes: the decoded posterior mean (or code), in data space."""
-    latents, extras = model._split_encoder_outputs(model._call_encoder(x, labels))
-    raw = model._decode_raw(latents[0], extras, labels=labels)
-    return {"reconstruction": _float32(model.to_data_space(raw))}
-
-
-def _checked(model, labels, fn):
-    """Runs ``fn(labels)``, refusing labels outside ``[0, num_classes)`` (how: the backend's)."""
-    return backends.checked_labels(labels, model.num_classes, fn)
-
-
-def _export_onnx(model, endpoints, filepath, verbose, **kwargs):
+def _export_onnx(model, filepath, verbose, **kwargs):
     backend = keras.backend.backend()
     converter = _ONNX_CONVERTERS.get(backend)
     if converter is None or importlib.util.find_spec(converter) is None:
@@ -328,15 +227,14 @@ def _export_onnx(model, endpoints, filepath, verbose, **kwargs):
             f"(pip install {converter}); the TensorFlow backend needs `tf2onnx`, JAX "
             "`jax2onnx` and PyTorch `onnx`."
         )
-    _, input_signature = endpoints["serving_default"]
     # A functional model of the same computation gives Keras' exporter named inputs and
     # outputs; label range checks cannot be expressed there.
+    fn, input_signature = model.serving_endpoints(check_labels=False)["serving_default"]
     inputs = [
         keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name=spec.name)
         for spec in input_signature
     ]
-    outputs = _reconstruct(model, *inputs)
-    wrapper = keras.Model(inputs, outputs, name=f"{model.name}_serving")
+    wrapper = keras.Model(inputs, fn(*inputs), name=f"{model.name}_serving")
     filepath = os.fspath(filepath)
     try:
         keras.Model.export(

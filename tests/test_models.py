@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import BACKEND, run_python, to_numpy
 
-from keras_vae import AE, CVAE, DAE, VAE, architectures
+from keras_vae import AE, CVAE, DAE, VAE, InvalidInputError, architectures
 from keras_vae.backends import AUTO_STEPS_PER_EXECUTION
 from keras_vae.callbacks import KLWarmup, SampleGrid
 
@@ -208,6 +208,80 @@ def test_vae_numpy_api_shapes_and_seeds():
         model.decode(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="positive integer"):
         model.generate(0)
+
+
+# ------------------------------------------- numpy API: one signature on every model
+@pytest.mark.parametrize("kind", ["ae", "dae", "vae"])
+def test_models_without_labels_refuse_them(kind):
+    x, labels = binary_data(8)
+    model = make(kind)
+    codes = model.encode(x)
+    z = codes[0] if isinstance(codes, tuple) else codes
+    calls = {
+        "encode": lambda: model.encode(x, labels),
+        "decode": lambda: model.decode(z, labels),
+        "reconstruct": lambda: model.reconstruct(x, labels),
+        "interpolate": lambda: model.interpolate(x[:2], x[2:4], steps=3, labels=labels[:2]),
+    }
+    name = type(model).__name__
+    for method, call in calls.items():
+        shape = r"\(2,\)" if method == "interpolate" else r"\(8,\)"
+        with pytest.raises(InvalidInputError, match=rf"{name} takes no labels; .* shape {shape}"):
+            call()
+    # The same keyword arguments everywhere; batch_size changes nothing.
+    np.testing.assert_allclose(
+        model.reconstruct(x, batch_size=3), model.reconstruct(x), rtol=1e-6, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.decode(z, labels=None, batch_size=3), model.decode(z), rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_interpolate_decodes_the_line_between_posterior_means(kind):
+    x, labels = binary_data(4)
+    model = make(kind)
+    _set_known_weights(model, np.random.default_rng(4))
+    pair_labels = labels[:2] if kind == "cvae" else None  # the CVAE checks them, needs none
+    path = model.interpolate(x[:2], x[2:4], steps=3, labels=pair_labels, batch_size=2)
+    z_mean, _ = model.encode(x)
+    middle = 0.5 * (z_mean[:2] + z_mean[2:4])
+    assert path.shape == (2, 3, DIM)
+    for step, z in [(0, z_mean[:2]), (1, middle), (2, z_mean[2:4])]:
+        np.testing.assert_allclose(path[:, step], model.decode(z), rtol=1e-5, atol=1e-6)
+    single = model.interpolate(x[0], x[2], steps=3, labels=None if kind == "vae" else labels[0])
+    np.testing.assert_allclose(single, path[0], rtol=1e-5, atol=1e-6)
+
+
+def test_cvae_takes_labels_where_it_is_conditioned():
+    x, labels = binary_data(16)
+    plain = make("cvae")  # the label shapes only the prior
+    _set_known_weights(plain, np.random.default_rng(5))
+    # Not needed where nothing is conditioned; given, they are checked and change nothing.
+    np.testing.assert_allclose(plain.reconstruct(x), plain.reconstruct(x, labels), rtol=1e-6)
+    np.testing.assert_allclose(plain.encode(x)[0], plain.encode(x, labels)[0], rtol=1e-6)
+    with pytest.raises(InvalidInputError, match=r"`labels` must lie in \[0, 4\)"):
+        plain.encode(x, labels + 4)
+    with pytest.raises(InvalidInputError, match=r"one label per example \(16\)"):
+        plain.decode(plain.encode(x)[0], labels[:3])
+
+    encoder, decoder = architectures.mlp((DIM,), latent_dim=2, hidden_units=(16,), num_classes=4)
+    both = CVAE(encoder, decoder, 4, condition_encoder=True, condition_decoder=True, seed=0)
+    _set_known_weights(both, np.random.default_rng(6))
+    z_mean, _ = both.encode(x, labels)
+    for call, message in [
+        (lambda: both.encode(x), r"conditions its encoder: encode\(x, labels\)"),
+        (lambda: both.decode(z_mean), r"conditions its decoder: decode\(z, labels\)"),
+        (lambda: both.reconstruct(x), r"conditions on the label: reconstruct\(x, labels\)"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            call()
+    reconstruction = both.reconstruct(x, labels, batch_size=5)
+    np.testing.assert_allclose(both.decode(z_mean, labels), reconstruction, rtol=1e-5, atol=1e-6)
+    other = both.reconstruct(x, (labels + 1) % 4)
+    assert np.abs(other - reconstruction).mean() > 1e-3  # the label reaches the output
+    with pytest.raises(ValueError, match=r"interpolate\(\) is defined for CVAEs without label"):
+        both.interpolate(x[0], x[1], labels=labels[0])
 
 
 def test_compile_rejects_a_loss():

@@ -13,7 +13,9 @@ which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite;
 strategy); and for `keras_vae.export`, ``serving_input_checks(fn, input_signature)`` (run-time
 shape checks of a served function), ``checked_labels(labels, num_classes, fn)``
 (refuse labels out of range: an assert on TensorFlow, NaN rows where compiled code
-cannot raise) and ``EXPORT_TRACKS_LAYERS``.
+cannot raise), ``EXPORT_TRACKS_LAYERS`` and ``export_saved_model(model, filepath, write,
+verbose, **kwargs)`` (``write`` in this process on TensorFlow and JAX; from PyTorch in a fresh
+TensorFlow process).
 The model above it states its loss in ``compute_loss_terms``; the mixin turns
 that into a gradient step the way the backend's own Keras trainer does (loss
 scaling for mixed precision and for ``tf.distribute``, metric bookkeeping,
@@ -21,6 +23,8 @@ stateless variables on JAX).
 """
 
 import keras
+
+from keras_vae.backends import _shared
 
 _BACKEND = keras.backend.backend()
 
@@ -39,6 +43,8 @@ else:
 AUTO_STEPS_PER_EXECUTION = _impl.AUTO_STEPS_PER_EXECUTION
 auto_steps_per_execution = _impl.auto_steps_per_execution
 EXPORT_TRACKS_LAYERS = _impl.EXPORT_TRACKS_LAYERS
+# SavedModel export runs in this process unless the backend module says how else (torch).
+export_saved_model = getattr(_impl, "export_saved_model", _shared.export_in_this_process)
 TrainStep = _impl.TrainStep
 checked_labels = _impl.checked_labels
 native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow
@@ -55,6 +61,7 @@ __all__ = [
     "auto_steps_per_execution",
     "checked_labels",
     "datasets_must_keep_their_batch_size",
+    "export_saved_model",
     "native_conv_transpose_is_slow",
     "no_grad",
     "random_normal",

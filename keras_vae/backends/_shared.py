@@ -52,6 +52,11 @@ def datasets_never_sharded_by_batch_size():
     return False
 
 
+def export_in_this_process(model, filepath, write, verbose=True, **kwargs):
+    """SavedModel export on TensorFlow and JAX: ``write`` (keras_vae.export's writer) runs here."""
+    write(model, filepath, verbose=verbose, **kwargs)
+
+
 def one_step_per_execution(model):
     """``compile(steps_per_execution="auto")`` on backends where it stays at 1."""
     return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -28,6 +29,10 @@ _EVALUATE_SIGNATURE = inspect.signature(keras.Model.evaluate)
 
 def _as_list(outputs):
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _float32(tensor):
+    return ops.cast(tensor, "float32")
 
 
 def _check_layer(value, name):
@@ -503,59 +508,174 @@ class BaseAutoencoder(TrainStep, keras.Model):
                 "outputs (for example the argmax of MaxPoolingWithArgmax2D); use reconstruct()."
             )
 
-    def encode(self, x, batch_size=None):
-        """Encodes numpy ``x``: codes (AE/DAE) or ``(z_mean, z_log_var)`` (VAE)."""
+    def _numpy_labels(self, labels, count, method):
+        """The label arrays ``method`` passes on beside its ``count`` examples: none here.
+
+        AE, DAE and VAE take no labels; a conditional model overrides this to check them.
+        """
+        if labels is not None:
+            raise InvalidInputError(
+                f"{type(self).__name__} takes no labels; received labels of shape "
+                f"{tuple(np.shape(labels))}."
+            )
+        return []
+
+    def _encode_tensor(self, x, labels=None):
+        """The latent tensors of a batch: ``[code]`` or ``[z_mean, z_log_var]``."""
+        latents, _ = self._split_encoder_outputs(self._call_encoder(x, labels))
+        return latents
+
+    def _decode_tensor(self, z, labels=None):
+        """A batch of latents decoded to data space."""
+        return self.to_data_space(self._decode_raw(z, labels=labels))
+
+    def _reconstruct_tensor(self, x, labels=None):
+        """What `call` computes: the decoded posterior mean (or code), in data space."""
+        latents, extras = self._split_encoder_outputs(self._call_encoder(x, labels))
+        return self.to_data_space(self._decode_raw(latents[0], extras, labels=labels))
+
+    def encode(self, x, labels=None, batch_size=None):
+        """Encodes numpy ``x``: codes (AE/DAE) or ``(z_mean, z_log_var)`` (VAE, CVAE).
+
+        ``labels`` only for a conditional model (a CVAE needs them with
+        ``condition_encoder=True``); the others refuse them with
+        `keras_vae.InvalidInputError`.
+        """
         self._ensure_built()
         x = self._check_data(x)
+        labels = self._numpy_labels(labels, len(x), "encode")
 
-        def fn(batch):
-            latents, _ = self._split_encoder_outputs(self._call_encoder(batch))
+        def fn(batch, *batch_labels):
+            latents = self._encode_tensor(batch, *batch_labels)
             return latents[0] if len(latents) == 1 else tuple(latents)
 
-        return self._batched(fn, [x], batch_size)
+        return self._batched(fn, [x, *labels], batch_size)
 
-    def decode(self, z, batch_size=None):
-        """Decodes numpy latents ``z`` to data space (probabilities for Bernoulli)."""
+    def decode(self, z, labels=None, batch_size=None):
+        """Decodes numpy latents ``z`` to data space (probabilities for Bernoulli).
+
+        ``labels`` as in `encode` (a CVAE needs them with ``condition_decoder=True``).
+        """
         self._ensure_built()
         self._require_plain_decoder("decode()")
         z = self._check_latent(z)
-        return self._batched(lambda b: self.to_data_space(self._decode_raw(b)), [z], batch_size)
+        labels = self._numpy_labels(labels, len(z), "decode")
+        return self._batched(self._decode_tensor, [z, *labels], batch_size)
 
-    def reconstruct(self, x, batch_size=None):
-        """Deterministic reconstructions of numpy ``x`` (the same as ``predict``)."""
+    def reconstruct(self, x, labels=None, batch_size=None):
+        """Deterministic reconstructions of numpy ``x`` (the same as ``predict``).
+
+        ``labels`` as in `encode` (a CVAE needs them when it conditions either part).
+        """
         self._ensure_built()
         x = self._check_data(x)
-        return self._batched(lambda b: self(b, training=False), [x], batch_size)
+        labels = self._numpy_labels(labels, len(x), "reconstruct")
 
-    def interpolate(self, x_a, x_b, steps=8, batch_size=None):
+        def fn(batch, *batch_labels):  # call() takes x, or [x, labels]
+            return self([batch, *batch_labels] if batch_labels else batch, training=False)
+
+        return self._batched(fn, [x, *labels], batch_size)
+
+    def interpolate(self, x_a, x_b, steps=8, labels=None, batch_size=None):
         """Decodes ``steps`` points on the line between the codes of ``x_a`` and ``x_b``.
 
         ``x_a`` and ``x_b`` are single examples (shape of one datum) or batches of
-        equal size; returns ``(steps, ...)`` or ``(batch, steps, ...)``.
+        equal size; returns ``(steps, ...)`` or ``(batch, steps, ...)``. ``labels``
+        (one per pair) as in `encode`.
         """
         self._ensure_built()
         self._require_plain_decoder("interpolate()")
         single = np.ndim(x_a) == len(self.data_shape or np.shape(x_a))
         x_a = np.asarray(x_a)[None] if single else np.asarray(x_a)
         x_b = np.asarray(x_b)[None] if single else np.asarray(x_b)
-        code_a, code_b = self._interpolation_codes(x_a, x_b, batch_size)
+        if labels is not None and single:
+            labels = np.asarray(labels)[None]
+        code_a, code_b = self._interpolation_codes(x_a, x_b, labels, batch_size)
         weights = np.linspace(0.0, 1.0, int(steps), dtype="float32")
         weights = weights.reshape((1, -1) + (1,) * (code_a.ndim - 1))
         path = code_a[:, None] * (1.0 - weights) + code_b[:, None] * weights
         flat = path.reshape((-1,) + path.shape[2:])
-        images = self.decode(flat, batch_size=batch_size)
+        path_labels = None if labels is None else np.repeat(labels, int(steps), axis=0)
+        images = self.decode(flat, path_labels, batch_size=batch_size)
         images = images.reshape(path.shape[:2] + images.shape[1:])
         return images[0] if single else images
 
-    def _interpolation_codes(self, x_a, x_b, batch_size):
-        code_a, code_b = self.encode(x_a, batch_size), self.encode(x_b, batch_size)
+    def _interpolation_codes(self, x_a, x_b, labels, batch_size):
+        code_a = self.encode(x_a, labels, batch_size=batch_size)
+        code_b = self.encode(x_b, labels, batch_size=batch_size)
         if isinstance(code_a, tuple):  # (z_mean, z_log_var): interpolate the means
             return code_a[0], code_b[0]
         return code_a, code_b
 
     # ------------------------------------------------------------------ export
+    def serving_endpoints(self, check_labels: bool = True) -> dict[str, tuple[Callable, list]]:
+        """What a serving export of this model holds, as ``{name: (fn, input_signature)}``.
+
+        ``fn`` takes tensors in the order of ``input_signature`` (a list of
+        named `keras.InputSpec` with a dynamic batch dimension: ``x`` float32
+        ``(batch, *data_shape)``, ``z`` and ``eps`` float32
+        ``(batch, *latent_shape)``, ``labels`` int32 ``(batch,)``) and returns
+        a dict of float32 tensors in data space. The first entry is
+        ``"serving_default"`` (``{"reconstruction"}``), then ``"encode"``
+        (``{"code"}``, or ``{"z_mean", "z_log_var"}``) and ``"decode"``
+        (``{"x"}``; absent where the decoder also needs the encoder's pooling
+        indices); a `VAE` adds ``"generate"``, and a `CVAE` takes ``labels``
+        where it is conditioned. Nothing inside is random. With
+        ``check_labels`` (the default) labels outside the classes are refused
+        the backend's way (see `keras_vae.export`); ``False`` gives functions
+        that also run on symbolic `keras.Input` tensors.
+
+        `keras_vae.export.export_model` writes these; add them to your own
+        `keras.export.ExportArchive` the same way, tracking `serving_layers`.
+
+        Example:
+
+        >>> from keras_vae import AE, architectures
+        >>> model = AE(*architectures.mlp((8,), latent_dim=2, variational=False))
+        >>> for name, (fn, specs) in model.serving_endpoints().items():
+        ...     print(name, [spec.name for spec in specs], sorted(fn(*[
+        ...         keras.ops.zeros((3, *spec.shape[1:]), spec.dtype) for spec in specs])))
+        serving_default ['x'] ['reconstruction']
+        encode ['x'] ['code']
+        decode ['z'] ['x']
+        """
+        self._ensure_built()
+        latent_names = ("z_mean", "z_log_var") if self.num_latent_outputs == 2 else ("code",)
+
+        def serving_default(x):
+            return {"reconstruction": _float32(self._reconstruct_tensor(x))}
+
+        def encode(x):
+            return {name: _float32(t) for name, t in zip(latent_names, self._encode_tensor(x))}
+
+        def decode(z):
+            return {"x": _float32(self._decode_tensor(z))}
+
+        endpoints = {
+            "serving_default": (serving_default, [self._serving_spec("x")]),
+            "encode": (encode, [self._serving_spec("x")]),
+        }
+        if not self._decoder_needs_extras:
+            endpoints["decode"] = (decode, [self._serving_spec("z")])
+        return endpoints
+
+    def _serving_spec(self, name):
+        """The `keras.InputSpec` of a serving input: ``x``, ``z``, ``eps`` or ``labels``."""
+        if name == "labels":
+            return keras.InputSpec(shape=(None,), dtype="int32", name=name)
+        shape = self.data_shape if name == "x" else self.latent_shape
+        return keras.InputSpec(shape=(None, *shape), dtype="float32", name=name)
+
+    def serving_layers(self) -> list:
+        """The layers whose weights `serving_endpoints` read (what an export tracks)."""
+        return [self.encoder, self.decoder]
+
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
-        """Writes a serving artifact with named signatures; see `keras_vae.export`."""
+        """Writes a serving artifact with named signatures; see `keras_vae.export`.
+
+        Works on every backend: on PyTorch, where Keras writes no SavedModel with
+        named signatures, a fresh TensorFlow process exports a copy of the model.
+        """
         from keras_vae.export import export_model
 
         return export_model(self, filepath, format=format, verbose=verbose, **kwargs)

@@ -6,11 +6,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vae import backends
 from keras_vae._config_checks import MAX_NUM_CLASSES, check_bool, check_int
 from keras_vae.layers import ClassMeanPrior
 from keras_vae.models import _inputs
 from keras_vae.models._inputs import InvalidInputError
-from keras_vae.models.base import standard_normal
+from keras_vae.models.base import _float32, standard_normal
 from keras_vae.models.vae import VAE
 
 
@@ -270,43 +271,26 @@ class CVAE(VAE):
                 f"yield shape {_inputs.shape_text(shape)}."
             )
 
-    def encode(self, x, labels=None, batch_size=None):
-        """``(z_mean, z_log_var)`` of numpy ``x`` (labels needed if ``condition_encoder``)."""
-        self._ensure_built()
-        x = self._check_data(x)
-        if not self.condition_encoder:
-            return super().encode(x, batch_size=batch_size)
-        if labels is None:
-            raise ValueError("This CVAE conditions its encoder: encode(x, labels).")
-        labels = self.check_labels(labels, len(x))
+    def _numpy_labels(self, labels, count, method):
+        """``[labels]`` checked by `check_labels`, or ``[]`` where ``method`` can do without.
 
-        def fn(batch, batch_labels):
-            latents, _ = self._split_encoder_outputs(self._call_encoder(batch, batch_labels))
-            return tuple(latents)
-
-        return self._batched(fn, [x, labels], batch_size)
-
-    def decode(self, z, labels=None, batch_size=None):
-        """Decodes numpy latents (labels needed if ``condition_decoder``)."""
-        self._ensure_built()
-        z = self._check_latent(z)
-        if not self.condition_decoder:
-            return super().decode(z, batch_size=batch_size)
-        if labels is None:
-            raise ValueError("This CVAE conditions its decoder: decode(z, labels).")
-        labels = self.check_labels(labels, len(z))
-        return self._batched(
-            lambda b, lab: self.to_data_space(self._decode_raw(b, labels=lab)),
-            [z, labels],
-            batch_size,
-        )
-
-    def reconstruct(self, x, labels, batch_size=None):
-        """Deterministic reconstructions of numpy ``x`` with their ``labels``."""
-        self._ensure_built()
-        x = self._check_data(x)
-        labels = self.check_labels(labels, len(x))
-        return self._batched(lambda b, lab: self([b, lab]), [x, labels], batch_size)
+        Labels are needed where ``method`` feeds them to a conditioned encoder or decoder;
+        given elsewhere they are checked all the same (and the unconditioned part ignores
+        them).
+        """
+        if labels is not None:
+            return [self.check_labels(labels, count)]
+        if method == "encode" and self.condition_encoder:
+            what = "its encoder: encode(x, labels)"
+        elif method == "decode" and self.condition_decoder:
+            what = "its decoder: decode(z, labels)"
+        elif method not in ("encode", "decode") and (
+            self.condition_encoder or self.condition_decoder
+        ):
+            what = f"on the label: {method}(x, labels)"
+        else:
+            return []
+        raise InvalidInputError(f"This CVAE conditions {what}; received no labels.")
 
     def class_means(self):
         """The learned prior means, numpy ``(num_classes, latent_dim)``."""
@@ -324,18 +308,87 @@ class CVAE(VAE):
         z = means + standard_normal(means.shape, seed)
         return self.decode(z, labels, batch_size=batch_size)
 
-    def interpolate(self, x_a, x_b, steps=8, labels_a=None, labels_b=None, batch_size=None):
-        """Interpolates between posterior means; decoding uses ``labels_a``."""
-        raise_if = self.condition_decoder or self.condition_encoder
-        if raise_if:
+    def interpolate(self, x_a, x_b, steps=8, labels=None, batch_size=None):
+        """Interpolates between posterior means, for a CVAE without label inputs.
+
+        ``labels`` (one per pair), if given, are checked; nothing here is conditioned on
+        them. A CVAE that feeds labels to its encoder or decoder refuses: the two ends
+        of a path may belong to different classes.
+        """
+        if self.condition_decoder or self.condition_encoder:
             raise ValueError(
                 "interpolate() is defined for CVAEs without label inputs; decode a path of "
                 "latents with decode(z, labels) instead."
             )
-        return super().interpolate(x_a, x_b, steps, batch_size=batch_size)
+        return super().interpolate(x_a, x_b, steps, labels=labels, batch_size=batch_size)
 
-    def _interpolation_codes(self, x_a, x_b, batch_size):
-        return self.encode(x_a)[0], self.encode(x_b)[0]
+    # ------------------------------------------------------------------ export
+    def serving_endpoints(self, check_labels: bool = True) -> dict:
+        """`VAE.serving_endpoints`, taking int32 ``labels`` where this CVAE is conditioned.
+
+        ``serving_default`` takes ``(x, labels)`` when the encoder or the decoder is
+        conditioned, ``encode`` ``(x, labels)`` with ``condition_encoder``, ``decode``
+        ``(z, labels)`` with ``condition_decoder``; ``generate`` always takes
+        ``(labels, eps)`` and decodes ``class_mean[labels] + eps``. With
+        ``check_labels``, labels outside ``[0, num_classes)`` raise (exports from
+        TensorFlow) or give NaN rows (JAX, where compiled code cannot raise).
+
+        Example:
+
+        >>> from keras_vae import CVAE, architectures
+        >>> encoder, _ = architectures.mlp((8,), latent_dim=2)
+        >>> _, decoder = architectures.mlp((8,), latent_dim=2, num_classes=3)
+        >>> cvae = CVAE(encoder, decoder, num_classes=3, condition_decoder=True)
+        >>> for name, (fn, specs) in cvae.serving_endpoints().items():
+        ...     print(name, [spec.name for spec in specs])
+        serving_default ['x', 'labels']
+        encode ['x']
+        decode ['z', 'labels']
+        generate ['labels', 'eps']
+        """
+        endpoints = super().serving_endpoints(check_labels)
+        x, z, eps, labels = (self._serving_spec(name) for name in ("x", "z", "eps", "labels"))
+
+        def with_labels(run, labels):
+            if not check_labels:
+                return run(labels)
+            return backends.checked_labels(labels, self.num_classes, run)
+
+        def serving_default(x, labels):
+            return with_labels(
+                lambda y: {"reconstruction": _float32(self._reconstruct_tensor(x, y))}, labels
+            )
+
+        def encode(x, labels):
+            def run(y):
+                z_mean, z_log_var = self._encode_tensor(x, y)
+                return {"z_mean": _float32(z_mean), "z_log_var": _float32(z_log_var)}
+
+            return with_labels(run, labels)
+
+        def decode(z, labels):
+            return with_labels(lambda y: {"x": _float32(self._decode_tensor(z, y))}, labels)
+
+        def generate(labels, eps):
+            def run(y):
+                z = ops.cast(self.prior(y), "float32") + eps
+                return {"x": _float32(self._decode_tensor(z, y))}
+
+            return with_labels(run, labels)
+
+        if self.condition_encoder or self.condition_decoder:
+            endpoints["serving_default"] = (serving_default, [x, labels])
+        if self.condition_encoder:
+            endpoints["encode"] = (encode, [x, labels])
+        if "decode" in endpoints:  # a decoder that takes a bare latent
+            if self.condition_decoder:
+                endpoints["decode"] = (decode, [z, labels])
+            endpoints["generate"] = (generate, [labels, eps])
+        return endpoints
+
+    def serving_layers(self) -> list:
+        """The encoder, the decoder and the class-mean prior."""
+        return [*super().serving_layers(), self.prior]
 
     def get_config(self):
         return {
