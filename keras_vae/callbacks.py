@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_vae import plotting
+from keras_vae import _keras_compat, plotting
 
 __all__ = ["BackupAndRestore", "DataEpoch", "KLWarmup", "SampleGrid", "find_kl_weights"]
 
@@ -40,7 +40,7 @@ def find_kl_weights(model: keras.Model) -> list[keras.Variable]:
     if isinstance(own, keras.Variable):
         return [own]
     found: dict[int, keras.Variable] = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in _keras_compat.sublayers(model):
         variable = getattr(layer, "kl_weight", None)
         if isinstance(variable, keras.Variable):
             found.setdefault(id(variable), variable)
@@ -493,8 +493,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         for variable, entry in zip(seed_states, saved):
             variable.assign(np.asarray(entry["value"], dtype=variable.dtype))
         self.history = {key: list(values) for key, values in state["history"].items()}
-        # How Keras' own callback resumes: fit reads this attribute after on_train_begin.
-        model._initial_epoch = int(state["epoch"])
+        # How Keras' own callback resumes: fit reads it after on_train_begin.
+        _keras_compat.set_initial_epoch(model, int(state["epoch"]))
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -549,7 +549,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 os.remove(os.path.join(self.backup_dir, name))
 
     def on_train_end(self, logs=None):
-        self.model._initial_epoch = None  # Keras never resets it: a later fit would skip epochs
+        # Keras never resets it: a later fit would skip epochs.
+        _keras_compat.set_initial_epoch(self.model, None)
         if not self.delete_checkpoint or not os.path.isdir(self.backup_dir):
             return
         if os.path.exists(self._state_path):

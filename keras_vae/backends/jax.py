@@ -11,6 +11,7 @@ import contextlib
 import jax
 import keras
 
+from keras_vae import _keras_compat
 from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
     nan_rows_for_bad_labels,
     one_step_per_execution,
@@ -19,11 +20,11 @@ from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
     zero_unless_finite,
 )
 
-# Attributes Keras' JAX trainer sets in its fit/evaluate/predict loops after every batch (the
-# new state, as a dict of lists of arrays). Keras only reads them back (`jax_state_sync`), but
+# Keras' JAX trainer sets these in its fit/evaluate/predict loops after every batch (the new
+# state, as a dict of lists of arrays). Keras only reads them back (`jax_state_sync`), but
 # `Layer.__setattr__` runs its tracker over the whole dict first, on every step: 15-20 % of the
 # `fit` time of the benchmarks' MLP VAE on CPU (py-spy), and nothing in it is ever tracked.
-_UNTRACKED_LOOP_STATE = frozenset({"_jax_state", "_jax_state_synced"})
+_UNTRACKED_LOOP_STATE = _keras_compat.JAX_LOOP_STATE_ATTRIBUTES
 
 
 # The parts of the state tuples of Keras' train (4), test (3) and predict (2) functions.
@@ -46,6 +47,8 @@ class TrainStep:
         else:
             super().__setattr__(name, value)
 
+    # _get_jax_state and _make_function are private Keras hooks, listed (with the arguments
+    # passed on) in keras_vae._keras_compat.OVERRIDDEN_HOOKS.
     def _get_jax_state(
         self,
         trainable_variables=False,
@@ -68,7 +71,7 @@ class TrainStep:
         state = super()._get_jax_state(**requested)
         if purge_model_variables:
             names = [name for name, wanted in requested.items() if wanted]
-            self._jax_state = dict(zip(names, state))
+            _keras_compat.set_jax_loop_state(self, dict(zip(names, state)))
             self._purge_model_variables(**requested)
         return state
 
@@ -80,7 +83,7 @@ class TrainStep:
 
         def step_keeping_state(state, data):
             outputs, state = step_function(state, data)
-            self._jax_state = dict(zip(_STATE_NAMES[len(state)], state))
+            _keras_compat.set_jax_loop_state(self, dict(zip(_STATE_NAMES[len(state)], state)))
             return outputs, state
 
         if self.steps_per_execution == 1:

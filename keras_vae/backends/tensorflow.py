@@ -18,11 +18,7 @@ import functools
 
 import tensorflow as tf
 
-# Private Keras API, kept to these two: Keras' own loss scaling for tf.distribute (Keras 3.0+)
-# and its test for a multi-worker strategy (Keras 3.0+; the workaround below needs it).
-from keras.src.backend.tensorflow.trainer import _collective_all_reduce_multi_worker
-from keras.src.losses.loss import scale_loss_for_distribution
-
+from keras_vae import _keras_compat
 from keras_vae.backends import _shared
 from keras_vae.backends._shared import zero_unless_finite
 
@@ -33,7 +29,7 @@ class TrainStep:
         with tf.GradientTape() as tape:
             outputs, terms = self.compute_total_loss(x, y, sample_weight, training=True)
             # Per-replica mean over global batch / replicas: gradients sum across replicas.
-            loss = scale_loss_for_distribution(terms["loss"])
+            loss = _keras_compat.scale_loss_for_distribution(terms["loss"])
             loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
         gradients = zero_unless_finite(terms["loss"], tape.gradient(loss, trainable_weights))
@@ -54,9 +50,11 @@ class TrainStep:
         Keras 3.15 learns the batch shapes from ``strategy.reduce("MEAN", batch)``; under
         ``MultiWorkerMirroredStrategy`` with several workers that reduce refuses the tuple
         ``(x, y, sample_weight)`` ("Attempt to convert a value (PerReplica ...) to a Tensor",
-        keras-team/keras#20585). One replica's batch has the same shapes.
+        keras-team/keras#20585). One replica's batch has the same shapes. (A private Keras
+        hook: `keras_vae._keras_compat.OVERRIDDEN_HOOKS` lists it.)
         """
-        if iterator is not None and data_batch is None and self._distribute_strategy is not None:
+        strategy = _keras_compat.distribute_strategy_at_creation(self)
+        if iterator is not None and data_batch is None and strategy is not None:
             for _, _, batches in iterator:
                 data_batch = tf.nest.map_structure(_first_replica_value, next(batches))
                 break
@@ -102,7 +100,7 @@ def _logs_for_reduction(model, logs):
     workers: there Keras 3.15 averages each log over the replicas with
     ``strategy.reduce("MEAN", value, axis=0)``, which refuses a scalar ("Invalid reduction
     dimension 0 for input with 0 dimensions"); the reduce turns them back into scalars."""
-    if not _collective_all_reduce_multi_worker(model.distribute_strategy):
+    if not _keras_compat.is_multi_worker(model.distribute_strategy):
         return logs
     return {name: tf.expand_dims(value, 0) for name, value in logs.items()}
 
@@ -110,7 +108,8 @@ def _logs_for_reduction(model, logs):
 def _under_strategy(model):
     # Keras records the strategy a model was created under; inside its replica function
     # has_strategy() says so too.
-    return getattr(model, "_distribute_strategy", None) is not None or tf.distribute.has_strategy()
+    created_under = _keras_compat.distribute_strategy_at_creation(model)
+    return created_under is not None or tf.distribute.has_strategy()
 
 
 def _is_keras_optimizer(optimizer):

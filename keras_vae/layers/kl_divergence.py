@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_vae import _keras_compat
 from keras_vae import losses as vae_losses
 from keras_vae._config_checks import MAX_WEIGHT, check_float
 from keras_vae.layers._validation import check_mean_and_log_var
@@ -16,11 +17,9 @@ def _metric_state_is_tracked(metric) -> bool:
     kept when the scope maps the metric's variables; Keras' default JAX step
     does not, so the update is skipped there (keras_vae's models do map them).
     """
-    from keras.src.backend.common import stateless_scope
-
-    if not stateless_scope.in_stateless_scope():
+    scope = _keras_compat.current_stateless_scope()
+    if scope is None:
         return True
-    scope = stateless_scope.get_stateless_scope()
     return all(scope.get_current_value(v) is not None for v in metric.variables)
 
 

@@ -8,11 +8,8 @@ import inspect
 import keras
 import numpy as np
 from keras import ops
-from keras.src.backend.common.backend_utils import (
-    _convert_conv_transpose_padding_args_from_keras_to_jax as _keras_transpose_padding,
-)
 
-from keras_vae import backends
+from keras_vae import _keras_compat, backends
 from keras_vae._config_checks import (
     MAX_FILTERS,
     MAX_WINDOW,
@@ -40,7 +37,7 @@ def _phase_taps(kernel_size, stride):
     input needs ``before``/``after`` zeros so that a stride-1 "valid" convolution with a
     window of ``before + after + 1`` gives one output per input position.
     """
-    left_pad, _ = _keras_transpose_padding(kernel_size, stride, 1, "same", None)
+    left_pad, _ = _keras_compat.conv_transpose_padding(kernel_size, stride, 1, "same", None)
     shift = kernel_size - 1 - left_pad
     offsets = {}
     for phase in range(stride):

@@ -3,12 +3,19 @@
 Keras runs ``steps_per_execution`` batches per call of its compiled train function, which
 spares the Python work of the fit loop per batch (on TensorFlow a ``tf.while_loop`` runs the
 steps inside one graph call). The price is that batch-level callback hooks run once per call
-(``on_*_batch_begin`` with the index of its first batch, ``on_*_batch_end`` with its last). ``"auto"`` takes the speed only where nobody can see
-that price: it uses the backend's ``AUTO_STEPS_PER_EXECUTION`` for a ``fit`` or ``evaluate`` call
-whose callbacks have no batch hooks, or only hooks that are written for it, and 1 otherwise,
-so every callback is called exactly as often as it would be with Keras' default of 1.
+(``on_*_batch_begin`` with the index of its first batch, ``on_*_batch_end`` with its last).
+``"auto"`` takes the speed only where nobody can see that price: it uses the backend's
+``AUTO_STEPS_PER_EXECUTION`` for a ``fit`` or ``evaluate`` call whose callbacks have no batch
+hooks, or only hooks that are written for it, and 1 otherwise, so every callback is called
+exactly as often as it would be with Keras' default of 1.
 ``predict`` always runs one batch per call (on TensorFlow Keras unrolls a multi-step predict
 into one graph, a compilation cost for no gain).
+
+The whole feature is here: `BaseAutoencoder.compile` passes Keras `keras_value(requested)` and
+then calls `record`; ``fit``, ``evaluate`` and ``predict`` call `before_call` with their
+callbacks; the backend gives its number (``keras_vae.backends.auto_steps_per_execution(model)``:
+32 on TensorFlow, 1 on JAX and torch and under ``tf.distribute``), and a callback may declare
+``needs_every_batch``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import numbers
 from collections.abc import Sequence
 
 import keras
+
+from keras_vae import _keras_compat, backends
 
 AUTO = "auto"
 
@@ -37,6 +46,29 @@ def check_requested(value: object) -> int | str:
     return int(value)
 
 
+def keras_value(requested: int | str) -> int:
+    """What Keras' ``compile`` gets: the integer, or 1 under ``"auto"`` until a call picks."""
+    return 1 if requested == AUTO else requested
+
+
+def record(model: keras.Model, requested: int | str) -> None:
+    """After ``compile``: keeps the requested value (also in the compile config a ``.keras``
+    file saves, so a loaded model is ``"auto"`` again) and drops the previous compile's kept
+    functions (they belong to the old optimizer)."""
+    model.__dict__.pop("_keras_vae_step_functions", None)
+    model._steps_per_execution_requested = requested
+    _keras_compat.save_compile_argument(model, "steps_per_execution", requested)
+
+
+def before_call(model: keras.Model, callbacks, phases: Sequence[str]) -> None:
+    """Under ``"auto"``, sets the steps per execution of one call: ``fit`` (phases
+    ``("train", "test")``), ``evaluate`` (``("test",)``) or ``predict`` (``()``: 1)."""
+    if getattr(model, "_steps_per_execution_requested", None) != AUTO:
+        return
+    steps = backends.auto_steps_per_execution(model) if phases else 1
+    use_steps_per_execution(model, resolve(callbacks, phases, steps))
+
+
 def _overrides(callback: keras.callbacks.Callback, name: str) -> bool:
     """Whether ``callback.name`` is anything but `keras.callbacks.Callback`'s no-op (a method
     of a subclass, or a function set on the instance as `keras.callbacks.LambdaCallback` does)."""
@@ -55,7 +87,8 @@ def _tolerates_multi_step(callback: keras.callbacks.Callback) -> bool:
     if isinstance(callback, (callbacks.ModelCheckpoint, callbacks.BackupAndRestore)):
         return callback.save_freq in ("epoch", False)
     if isinstance(callback, callbacks.TensorBoard):
-        return callback.update_freq == "epoch" and not getattr(callback, "_start_batch", 0)
+        profiles = _keras_compat.tensorboard_profile_start(callback)
+        return callback.update_freq == "epoch" and not profiles
     return False
 
 
@@ -85,22 +118,11 @@ def use_steps_per_execution(model: keras.Model, steps: int) -> None:
     Keras builds its train/test/predict functions for the value at hand (TensorFlow traces the
     multi-step loop; JAX picks its multi-step iterator) and keeps one of each: switching back and
     forth between 1 and N would trace anew on every call. The functions are kept per value
-    until the next ``compile``, which empties the cache.
+    until the next ``compile``, which empties the cache (`record`).
     """
     if steps == model.steps_per_execution:
         return
     cache = model.__dict__.setdefault("_keras_vae_step_functions", {})
-    cache[model.steps_per_execution] = (
-        model.train_function,
-        model.test_function,
-        model.predict_function,
-    )
+    cache[model.steps_per_execution] = _keras_compat.step_functions(model)
     model.steps_per_execution = steps
-    model.train_function, model.test_function, model.predict_function = cache.pop(
-        steps, (None, None, None)
-    )
-
-
-def forget_step_functions(model: keras.Model) -> None:
-    """Drops the kept functions (after ``compile``: they belong to the old optimizer)."""
-    model.__dict__.pop("_keras_vae_step_functions", None)
+    _keras_compat.set_step_functions(model, cache.pop(steps, (None, None, None)))

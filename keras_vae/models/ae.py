@@ -38,9 +38,6 @@ class AE(BaseAutoencoder):
     (3, 2)
     """
 
-    def __init__(self, encoder, decoder, reconstruction_loss="mse", from_logits=True, **kwargs):
-        super().__init__(encoder, decoder, reconstruction_loss, from_logits, **kwargs)
-
     def compute_loss_terms(self, x, y=None, sample_weight=None, training=False, noise=None):
         latents, extras = self._split_encoder_outputs(self._call_encoder(x, training=training))
         raw = self._decode_raw(latents[0], extras, training=training)

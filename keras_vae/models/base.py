@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -11,14 +10,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_vae import _keras_compat
 from keras_vae import losses as vae_losses
 from keras_vae._config_checks import check_bool
-from keras_vae.backends import (
-    TrainStep,
-    auto_steps_per_execution,
-    datasets_must_keep_their_batch_size,
-    no_grad,
-)
+from keras_vae.backends import TrainStep, datasets_must_keep_their_batch_size, no_grad
 from keras_vae.models import _execution, _inputs
 from keras_vae.models._inputs import InvalidInputError
 
@@ -42,17 +37,39 @@ def _check_layer(value, name):
         )
 
 
-class BaseAutoencoder(TrainStep, keras.Model):
+class _BuiltWhenConstructed(type(keras.Model)):
+    """Builds a model once it is constructed: after the outermost ``__init__`` has returned.
+
+    Each ``__init__`` creates its own layers after ``super().__init__()``, as in any Keras
+    model, so only then does the model hold all it builds with (a VAE's sampler, a CVAE's
+    class count). Where the encoder's input shape is known it builds there, so every variable
+    exists before ``fit``, ``save`` or ``load``, and a mismatched decoder is refused at once.
+    """
+
+    def __call__(cls, *args, **kwargs):
+        model = super().__call__(*args, **kwargs)
+        model._ensure_built_if_known()
+        return model
+
+
+class BaseAutoencoder(TrainStep, keras.Model, metaclass=_BuiltWhenConstructed):
     """Base class of the keras_vae models; subclasses only state their losses.
 
     A subclass sets ``num_latent_outputs`` (how many leading encoder outputs
     describe the latent code: 1 for a code, 2 for ``[z_mean, z_log_var]``)
-    and implements `compute_loss_terms`. Encoder outputs beyond those (for
+    and ``loss_terms`` (the names `compute_loss_terms` returns beside
+    ``"loss"``: each gets a `keras.metrics.Mean` in ``loss_term_trackers``
+    and is logged, in that order, after ``loss``), and implements
+    `compute_loss_terms`. Encoder outputs beyond the latent ones (for
     example the argmax indices of `MaxPoolingWithArgmax2D`) are passed to the
     decoder as ``decoder([z, *extras])``: SegNet-style unpooling decoders.
 
-    The backend-specific ``train_step``/``test_step`` come from
-    `keras_vae.backends`; they call `compute_total_loss` and `update_metrics`.
+    A model is built when constructed, once its outermost ``__init__`` has
+    returned, if the encoder's input shape is known (otherwise by the first
+    ``fit``, ``predict`` or ``build(input_shape)``); a ``.keras`` file rebuilds
+    it from Keras' build config. The backend-specific ``train_step``/``test_step``
+    come from `keras_vae.backends`; they call `compute_total_loss` and
+    `update_metrics`.
     """
 
     num_latent_outputs = 1
@@ -63,27 +80,6 @@ class BaseAutoencoder(TrainStep, keras.Model):
     conditional = False
     generative = False
     denoising = False
-
-    def __init_subclass__(cls, **kwargs):
-        # Build once the outermost __init__ has created all state, when the encoder's input
-        # shape is known: every variable then exists before fit, save or load.
-        super().__init_subclass__(**kwargs)
-        if "__init__" not in cls.__dict__:
-            return
-        original_init = cls.__init__
-
-        @functools.wraps(original_init)
-        def __init__(self, *args, **kwargs):
-            depth = self.__dict__.get("_init_depth", 0)
-            self.__dict__["_init_depth"] = depth + 1
-            try:
-                original_init(self, *args, **kwargs)
-            finally:
-                self.__dict__["_init_depth"] = depth
-            if depth == 0 and getattr(self.encoder, "inputs", None):
-                self._ensure_built()
-
-        cls.__init__ = __init__
 
     def __init__(
         self,
@@ -104,7 +100,7 @@ class BaseAutoencoder(TrainStep, keras.Model):
         self._reconstruction_fn = vae_losses.get_reconstruction_loss(
             reconstruction_loss, from_logits=self.from_logits
         )
-        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.loss_term_trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
         self.latent_shape = None
         self.data_shape = None
         self._decoder_needs_extras = False
@@ -225,10 +221,10 @@ class BaseAutoencoder(TrainStep, keras.Model):
 
     def update_metrics(self, x, y, sample_weight, outputs, terms):
         batch_size = ops.shape(_as_list(x)[0])[0]
-        self._loss_tracker.update_state(terms["loss"], sample_weight=batch_size)
-        for name in self.loss_terms:
-            getattr(self, f"{name}_tracker").update_state(terms[name], sample_weight=batch_size)
-        if self._compile_metrics is not None:
+        _keras_compat.loss_tracker(self).update_state(terms["loss"], sample_weight=batch_size)
+        for name, tracker in self.loss_term_trackers.items():
+            tracker.update_state(terms[name], sample_weight=batch_size)
+        if _keras_compat.compile_metrics(self) is not None:
             return self.compute_metrics(
                 x,
                 self._metric_target(x, y),
@@ -256,7 +252,7 @@ class BaseAutoencoder(TrainStep, keras.Model):
                 arguments["validation_data"]
             )
             checkers.append(checker)
-        self._resolve_steps_per_execution(arguments.get("callbacks"), ("train", "test"))
+        _execution.before_call(self, arguments.get("callbacks"), ("train", "test"))
         with _inputs.raising_input_errors(*checkers):
             return super().fit(**arguments)
 
@@ -268,9 +264,9 @@ class BaseAutoencoder(TrainStep, keras.Model):
         # fit() validates through evaluate() on data it checked already, and keeps fit's
         # steps per execution.
         checkers = []
-        if not extra.get("_use_cached_eval_dataset"):
+        if not _keras_compat.is_fit_validation(extra):
             checkers = self._check_arguments(arguments, "x", "y", "sample_weight")
-            self._resolve_steps_per_execution(arguments.get("callbacks"), ("test",))
+            _execution.before_call(self, arguments.get("callbacks"), ("test",))
         with _inputs.raising_input_errors(*checkers):
             return super().evaluate(**arguments, **extra)
 
@@ -280,7 +276,7 @@ class BaseAutoencoder(TrainStep, keras.Model):
         arguments = inspect.signature(keras.Model.predict).bind(self, x, *args, **kwargs).arguments
         arguments.pop("self")
         checkers = self._check_arguments(arguments, "x", training=False)
-        self._resolve_steps_per_execution(None, ())
+        _execution.before_call(self, None, ())
         with _inputs.raising_input_errors(*checkers):
             return super().predict(**arguments)
 
@@ -396,12 +392,6 @@ class BaseAutoencoder(TrainStep, keras.Model):
         if not self.built and getattr(self.encoder, "inputs", None):
             self._ensure_built()
 
-    def _resolve_steps_per_execution(self, callbacks, phases):
-        if getattr(self, "_steps_per_execution_requested", None) != _execution.AUTO:
-            return
-        steps = auto_steps_per_execution(self) if phases else 1
-        _execution.use_steps_per_execution(self, _execution.resolve(callbacks, phases, steps))
-
     def compile(self, optimizer="adam", loss=None, steps_per_execution="auto", **kwargs):
         """Like `keras.Model.compile`; the loss is the model's own (set in the constructor).
 
@@ -434,19 +424,18 @@ class BaseAutoencoder(TrainStep, keras.Model):
         requested = _execution.check_requested(steps_per_execution)
         super().compile(
             optimizer=optimizer,
-            steps_per_execution=1 if requested == _execution.AUTO else requested,
+            steps_per_execution=_execution.keras_value(requested),
             **kwargs,
         )
-        _execution.forget_step_functions(self)
-        self._steps_per_execution_requested = requested
-        self._compile_config.config["steps_per_execution"] = requested  # saved with the model
+        _execution.record(self, requested)
         # What the caller asked for, before Keras resolves "auto": the TensorFlow train step
         # XLA-compiles the optimizer update alone when "auto" left the step itself uncompiled.
         self._jit_compile_requested = kwargs.get("jit_compile", "auto")
-        if self.built and self._compile_metrics is not None:
+        metrics = _keras_compat.compile_metrics(self)
+        if self.built and metrics is not None:
             # Built here so Keras need not call the model symbolically on x alone.
             spec = keras.KerasTensor((None, *self.data_shape), dtype="float32")
-            self._compile_metrics.build(spec, spec)
+            metrics.build(spec, spec)
 
     def compile_from_config(self, config):
         """Recompiles a loaded model, so training resumes with its optimizer state."""

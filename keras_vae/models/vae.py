@@ -83,7 +83,6 @@ class VAE(BaseAutoencoder):
             weight=beta, free_bits=free_bits, metric_name=None, name="kl_regularizer"
         )
         self.sampler = Sampling(seed=seed, name="sampling")
-        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
 
     @property
     def kl_weight(self):
