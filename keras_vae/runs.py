@@ -6,8 +6,12 @@ What `keras-vae train` does, a notebook does in three lines:
 from keras_vae import runs
 
 run = runs.train("runs/vae", model="vae", arch="mlp", latent_dim=16, epochs=15)
-runs.evaluate(run)["loss"]  # test negative ELBO, nats per image
+run.metrics["loss"]  # the test negative ELBO in nats per image, as in metrics.json
 ```
+
+and later, from the folder: ``run = runs.load("runs/vae")`` (``run.model``, ``run.settings``),
+``runs.evaluate(run, binarize="dynamic")``, ``runs.generate(run, 64, path="samples.png")``,
+``runs.reconstruct(run, 16, path="reconstructions.png")``, ``runs.export(run, "exported/vae")``.
 
 A run folder holds:
 
