@@ -494,7 +494,7 @@ def _reconstruct(model, x, labels):
 
 def _codes(model, x, labels):
     codes = model.encode(*_fit_args(model, x, labels))
-    return codes[0] if isinstance(codes, tuple) else codes  # z_mean of (z_mean, z_log_var)
+    return codes[0] if model.num_latent_outputs == 2 else codes  # z_mean of (z_mean, z_log_var)
 
 
 def _psnr_db(mse: float) -> float:
