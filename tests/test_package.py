@@ -1,6 +1,7 @@
 """keras_vae/__init__.py: its submodules are attributes, loaded on first use."""
 
 import json
+import pkgutil
 
 import pytest
 from conftest import run_python
@@ -14,6 +15,10 @@ def test_every_public_submodule_is_an_attribute():
         assert name in dir(keras_vae)
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         keras_vae.nope  # noqa: B018
+    # A new public module is imported by keras_vae/__init__.py or listed in _LAZY_SUBMODULES.
+    public = {info.name for info in pkgutil.iter_modules(keras_vae.__path__)}
+    public = {name for name in public if not name.startswith("_")}
+    assert public <= set(dir(keras_vae)), sorted(public - set(dir(keras_vae)))
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
