@@ -9,7 +9,8 @@ TORCH_PIN := torch==2.13.0
 TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::DeprecationWarning
 # Files whose behaviour depends on the Keras backend: run on jax and torch too.
 BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.py tests/test_inputs.py \
-	tests/test_safe_loading.py tests/test_model_contract.py tests/test_keras_compat.py
+	tests/test_safe_loading.py tests/test_model_contract.py tests/test_keras_compat.py \
+	tests/test_export_backends.py
 
 .PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-paired saved-models lint clean
 

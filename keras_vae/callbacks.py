@@ -283,14 +283,14 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
-        if self.x is None and not callable(getattr(model, "generate", None)):
+        if self.x is None and not getattr(model, "generative", False):
             raise ValueError(
                 f"SampleGrid: {type(model).__name__} has no `generate`; pass a fixed batch "
                 "`x=` to show its reconstructions instead."
             )
         if self.x is not None and not callable(getattr(model, "reconstruct", None)):
             raise ValueError(f"SampleGrid: {type(model).__name__} has no `reconstruct`.")
-        if self.x is not None and self.labels is None and hasattr(model, "num_classes"):
+        if self.x is not None and self.labels is None and getattr(model, "conditional", False):
             raise ValueError(
                 "SampleGrid: a conditional model reconstructs `x` with its labels; pass "
                 "`labels=` along with `x=`."
@@ -309,7 +309,7 @@ class SampleGrid(keras.callbacks.Callback):
                 images = model.reconstruct(self.x)
             count = len(self.x)
             return images, self.ncols or math.ceil(math.sqrt(count)), "Reconstructions"
-        num_classes = getattr(model, "num_classes", None)
+        num_classes = model.num_classes if model.conditional else None
         if num_classes is not None:
             labels = self.labels
             ncols = self.ncols

@@ -558,12 +558,13 @@ def class_conditional_grid(
     ```
     """
     n_per_class = _check_positive_int(n_per_class, "n_per_class")
-    num_classes = getattr(model, "num_classes", None)
-    if num_classes is None or not callable(getattr(model, "generate", None)):
+    if not (getattr(model, "conditional", False) and getattr(model, "generative", False)):
         raise ValueError(
-            "class_conditional_grid needs a conditional model with `num_classes` and "
-            f"`generate(labels, seed=None)`; received {type(model).__name__}."
+            "class_conditional_grid needs a conditional model that generates (a keras_vae "
+            "model whose `conditional` and `generative` are True, such as a CVAE: "
+            f"`generate(labels, seed=None)`); received {type(model).__name__}."
         )
+    num_classes = model.num_classes
     num_classes = int(num_classes)
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(

@@ -157,7 +157,6 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from keras_vae import CVAE
     from keras_vae.data import load_numpy
 
     keras.utils.set_random_seed(SEED)
@@ -178,13 +177,13 @@ def main(argv=None):
         keras.utils.set_random_seed(SEED)
         model = build_model(name)
         model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
-        targets = (y_train,) if isinstance(model, CVAE) else ()
+        targets = (y_train,) if model.conditional else ()
         tic = time.time()
         history = model.fit(
             x_train, *targets, batch_size=BATCH_SIZE, epochs=args.epochs, shuffle=True, verbose=2
         )
         train_seconds = time.time() - tic
-        test_targets = (y_test,) if isinstance(model, CVAE) else ()
+        test_targets = (y_test,) if model.conditional else ()
         test = model.evaluate(x_test, *test_targets, batch_size=1000, verbose=0, return_dict=True)
 
         path = os.path.join(args.out, name, "1")

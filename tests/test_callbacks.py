@@ -226,11 +226,13 @@ def test_kl_warmup_errors():
 class _GeneratingModel(keras.Model):
     """Fake VAE/CVAE/AE: a trainable Dense plus numpy `generate` / `reconstruct`."""
 
+    generative = True  # what keras_vae models declare (keras_vae.models.BaseAutoencoder)
+
     def __init__(self, num_classes=None):
         super().__init__(name="generating_model")
         self.dense = keras.layers.Dense(1)
-        if num_classes is not None:
-            self.num_classes = num_classes
+        self.conditional = num_classes is not None
+        self.num_classes = num_classes
         self.calls = []
 
     def call(self, x):

@@ -274,6 +274,7 @@ def test_latent_manifold_checks_keras_decoder_input():
 
 class _FakeCVAE:
     num_classes = 3
+    conditional = generative = True  # what keras_vae models declare
 
     def __init__(self):
         self.calls = []
