@@ -2,8 +2,8 @@
 
 One tiny VAE run (256 examples, 1 epoch, a 32-unit MLP, no pictures or export) is trained once
 per module and shared; generate/reconstruct and the registry tests use untrained models built
-by `runs._build_model`. The data are Debian's Fashion-MNIST when installed, else the small IDX
-files of tests/test_cli.py.
+by `keras_vae.runs.models._build_model`. The data are Debian's Fashion-MNIST when installed,
+else the small IDX files of tests/test_cli.py.
 """
 
 import json
@@ -18,6 +18,10 @@ from test_cli import DEBIAN_FASHION_MNIST, write_fake_fashion_mnist
 from keras_vae import VAE, runs
 from keras_vae.cli import build_parser
 from keras_vae.models import MODELS
+from keras_vae.runs.commands import _export
+from keras_vae.runs.folder import _keep_csv_rows, _prepare_folder
+from keras_vae.runs.models import _build_model
+from keras_vae.runs.settings import _splits
 
 TINY = {"epochs": 1, "limit": 256, "val_size": 128, "batch_size": 64, "hidden_units": (32,)}
 QUIET = {"plots": False, "export": False, "verbose": 0, "report": None}
@@ -47,7 +51,7 @@ def settings_for(model, arch="mlp", **changes):
 
 def untrained_run(tmp_path, model, **changes):
     settings = settings_for(model, **changes)
-    autoencoder = runs._build_model(settings, (28, 28, 1), 10)
+    autoencoder = _build_model(settings, (28, 28, 1), 10)
     return runs.Run(tmp_path, tmp_path / "model.keras", autoencoder, settings)
 
 
@@ -142,23 +146,23 @@ def test_settings_that_cannot_work_are_refused_before_any_data(settings, message
 
 def test_splits_hold_out_the_end_of_the_train_split():
     sizes = {"train": 60000, "test": 10000}
-    assert runs._splits(sizes, None, 5000) == {
+    assert _splits(sizes, None, 5000) == {
         "train": "train[:55000]",
         "validation": "train[55000:]",
         "test": "test",
     }
-    assert runs._splits(sizes, 512, 256) == {
+    assert _splits(sizes, 512, 256) == {
         "train": "train[:512]",
         "validation": "train[59744:]",
         "test": "test[:512]",
     }
-    assert runs._splits({}, 100, 5000) == {
+    assert _splits({}, 100, 5000) == {
         "train": "train[:100]",
         "validation": "train[-100:]",
         "test": "test[:100]",
     }
     with pytest.raises(runs.SettingsError, match="--val-size 60000 leaves no training"):
-        runs._splits(sizes, None, 60000)
+        _splits(sizes, None, 60000)
 
 
 # ------------------------------------------------------------------------ the run folder
@@ -168,26 +172,26 @@ def test_prepare_folder_names_the_settings_that_differ(tmp_path):
     saved = {"latent_dim": 2, "hidden_units": [64], "epochs": 3, "data_dir": "a"}
     (tmp_path / "backup").mkdir()
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    assert runs._prepare_folder(tmp_path, dict(saved, data_dir="b"), False, False) is True
+    assert _prepare_folder(tmp_path, dict(saved, data_dir="b"), False, False) is True
     changed = dict(saved, latent_dim=3, hidden_units=[64, 32])
     with pytest.raises(runs.SettingsError) as error:
-        runs._prepare_folder(tmp_path, changed, resume=True, overwrite=False)
+        _prepare_folder(tmp_path, changed, resume=True, overwrite=False)
     message = str(error.value)
     assert "--latent-dim 2 (this command: 3)" in message
     assert "--hidden-units 64 (this command: 64,32)" in message and "--epochs" not in message
-    assert runs._prepare_folder(tmp_path, changed, resume=False, overwrite=True) is False
+    assert _prepare_folder(tmp_path, changed, resume=False, overwrite=True) is False
     assert not (tmp_path / "backup").exists()
     with pytest.raises(runs.SettingsError, match="--resume: .* holds no unfinished run"):
-        runs._prepare_folder(tmp_path, changed, resume=True, overwrite=False)
+        _prepare_folder(tmp_path, changed, resume=True, overwrite=False)
 
 
 def test_keep_csv_rows_drops_repeated_and_cut_rows(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.5\n3,1.")
-    runs._keep_csv_rows(path, 2)  # the backup holds 2 epochs: rows 2 and 3 come again
+    _keep_csv_rows(path, 2)  # the backup holds 2 epochs: rows 2 and 3 come again
     assert path.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
     path.write_text("epoch,loss\n0,3.0\n1")  # a row cut inside its epoch number
-    runs._keep_csv_rows(path, 1)
+    _keep_csv_rows(path, 1)
     assert path.read_text() == "epoch,loss\n0,3.0\n"
 
 
@@ -283,8 +287,8 @@ class RefusingExport:
 def test_a_skipped_export_warns_and_a_required_one_raises(tmp_path):
     backend = keras.backend.backend()
     with pytest.warns(runs.RunWarning, match=f"skipped the SavedModel export on the {backend}"):
-        runs._export(RefusingExport(), tmp_path / "saved_model", "tf_saved_model", False, print)
+        _export(RefusingExport(), tmp_path / "saved_model", "tf_saved_model", False, print)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="export failed .* no SavedModel on this backend"):
-            runs._export(RefusingExport(), tmp_path / "saved_model", "tf_saved_model", True, print)
+            _export(RefusingExport(), tmp_path / "saved_model", "tf_saved_model", True, print)
