@@ -32,10 +32,12 @@ class TrainStep:
             loss = _keras_compat.scale_loss_for_distribution(terms["loss"])
             loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
-        gradients = zero_unless_finite(terms["loss"], tape.gradient(loss, trainable_weights))
+        gradients = tape.gradient(loss, trainable_weights)
         if self.compiles_optimizer_update():
-            self._compiled_update(trainable_weights)(list(gradients))
+            # The guard against a NaN loss is fused into the XLA update there (no extra pass).
+            self._compiled_update(trainable_weights)(list(gradients), terms["loss"])
         else:
+            gradients = zero_unless_finite(terms["loss"], gradients)
             self.optimizer.apply_gradients(zip(gradients, trainable_weights))
         return _logs_for_reduction(self, self.update_metrics(x, y, sample_weight, outputs, terms))
 
@@ -72,9 +74,9 @@ class TrainStep:
         )
 
     def _compiled_update(self, variables):
-        """``update(gradients)``: the optimizer's ``apply`` in a ``tf.function(jit_compile=True)``,
-        made once per optimizer and list of variables (a recompile or a change of trainable
-        variables makes a new one)."""
+        """``update(gradients, loss)``: the optimizer's ``apply`` (of zero gradients where
+        ``loss`` is not finite) in a ``tf.function(jit_compile=True)``, made once per optimizer
+        and list of variables (a recompile or a change of trainable variables makes a new one)."""
         key = (id(self.optimizer), tuple(id(v) for v in variables))
         cached = self.__dict__.get("_keras_vae_compiled_update")
         if cached is None or cached[0] != key:
@@ -82,8 +84,8 @@ class TrainStep:
             if not optimizer.built:
                 optimizer.build(variables)
 
-            def update(gradients):
-                optimizer.apply(gradients, variables)
+            def update(gradients, loss):
+                optimizer.apply(zero_unless_finite(loss, gradients), variables)
 
             cached = (key, tf.function(update, jit_compile=True))
             # Plain attribute: Keras' layer tracking has no business with a tf.function.
