@@ -374,7 +374,10 @@ class BaseAutoencoder(TrainStep, keras.Model, metaclass=_BuiltWhenConstructed):
     def _checked_validation_data(self, data):
         if _inputs.is_batched_source(data):
             checker = _inputs.BatchChecker(self.check_batch, "validation_data")
-            return _inputs.checked_data(data, checker, self.check_batch_spec), checker
+            checked = _inputs.checked_data(
+                data, checker, self.check_batch_spec, not datasets_must_keep_their_batch_size()
+            )
+            return checked, checker
         try:
             self.check_batch(*_inputs.batch_parts(tuple(data) if isinstance(data, list) else data))
         except InvalidInputError as error:
