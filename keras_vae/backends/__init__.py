@@ -24,8 +24,6 @@ stateless variables on JAX).
 
 import keras
 
-from keras_vae.backends import _shared
-
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
@@ -44,7 +42,7 @@ AUTO_STEPS_PER_EXECUTION = _impl.AUTO_STEPS_PER_EXECUTION
 auto_steps_per_execution = _impl.auto_steps_per_execution
 EXPORT_TRACKS_LAYERS = _impl.EXPORT_TRACKS_LAYERS
 # SavedModel export runs in this process unless the backend module says how else (torch).
-export_saved_model = getattr(_impl, "export_saved_model", _shared.export_in_this_process)
+export_saved_model = _impl.export_saved_model
 TrainStep = _impl.TrainStep
 checked_labels = _impl.checked_labels
 native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow

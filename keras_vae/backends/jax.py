@@ -13,6 +13,7 @@ import keras
 
 from keras_vae import _keras_compat
 from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
+    export_in_this_process,
     nan_rows_for_bad_labels,
     one_step_per_execution,
     random_normal,
@@ -197,3 +198,6 @@ def serving_input_checks(fn, input_signature):
 
 # A compiled JAX function cannot raise at run time: rows with bad labels become NaN.
 checked_labels = nan_rows_for_bad_labels
+
+# SavedModel export writes in this process (Keras converts the JAX functions itself).
+export_saved_model = export_in_this_process

@@ -226,3 +226,5 @@ def checked_labels(labels, num_classes, fn):
 
 
 datasets_must_keep_their_batch_size = _shared.datasets_never_sharded_by_batch_size
+# SavedModel export writes in this process (Keras exports from TensorFlow itself).
+export_saved_model = _shared.export_in_this_process
