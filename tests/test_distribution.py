@@ -9,27 +9,37 @@ STEP = """
 import numpy as np, keras
 from keras_vae import AE, architectures
 
+def fix_weights_and_compile(model):
+    for i, variable in enumerate(model.trainable_variables):
+        variable.assign(np.random.default_rng(i).normal(0, 0.3, variable.shape))
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    return model
+
 def run(scope):
     rng = np.random.default_rng(0)
     x = (rng.random((16, 6)) > 0.5).astype("float32")
     with scope:
-        model = AE(*architectures.mlp((6,), 2, (8,), variational=False), "bernoulli")
-        for i, variable in enumerate(model.trainable_variables):
-            variable.assign(np.random.default_rng(i).normal(0, 0.3, variable.shape))
-        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model = fix_weights_and_compile(
+            AE(*architectures.mlp((6,), 2, (8,), variational=False), "bernoulli")
+        )
     sample_weight = np.linspace(0.5, 1.5, 16).astype("float32")
     logs = model.fit(x, x, sample_weight=sample_weight, batch_size=16, epochs=1,
                      shuffle=False, verbose=0).history
     return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables], logs["loss"][0]
 """
 
-TF_SCRIPT = (
-    STEP
-    + """
+# Two logical CPU devices and a MirroredStrategy over them.
+TF_TWO_REPLICAS = """
 import contextlib, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+"""
+
+TF_SCRIPT = (
+    STEP
+    + TF_TWO_REPLICAS
+    + """
 assert strategy.num_replicas_in_sync == 2
 single, single_loss = run(contextlib.nullcontext())
 mirrored, mirrored_loss = run(strategy.scope())
@@ -88,7 +98,9 @@ def test_jax_data_parallel_on_two_devices_matches_one_device():
 # Noise per replica: every replica draws its own noise from the same (mirrored) seed state, a
 # seed reproduces it, a VAE trains, and with the noise supplied the N-replica step of a VAE
 # equals the one-device step.
-NOISE = """
+NOISE = (
+    STEP
+    + """
 import numpy as np, keras
 from keras_vae import DAE, VAE, architectures
 from keras_vae.layers import Sampling
@@ -108,10 +120,7 @@ def supplied_noise_step(scope):
     x = (rng.random((16, 6)) > 0.5).astype("float32")
     eps = rng.standard_normal((16, 2)).astype("float32")
     with scope:
-        model = SuppliedNoiseVAE(*architectures.mlp((6,), 2, (8,)))
-        for i, variable in enumerate(model.trainable_variables):
-            variable.assign(np.random.default_rng(i).normal(0, 0.3, variable.shape))
-        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model = fix_weights_and_compile(SuppliedNoiseVAE(*architectures.mlp((6,), 2, (8,))))
     loss = model.fit(x, eps, batch_size=16, epochs=1, shuffle=False, verbose=0).history["loss"][0]
     return [keras.ops.convert_to_numpy(v) for v in model.trainable_variables], loss
 
@@ -124,14 +133,12 @@ def vae_trains(scope):
     losses = model.fit(x, batch_size=32, epochs=4, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
 """
+)
 
 TF_NOISE_SCRIPT = (
     NOISE
+    + TF_TWO_REPLICAS
     + """
-import contextlib, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 def replica_noise(seed):
     with strategy.scope():

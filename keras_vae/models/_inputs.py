@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -139,8 +140,11 @@ def check_shape(array: np.ndarray, name: str, example_shape: tuple, what: str) -
 
 def check_finite_range(
     array: np.ndarray, name: str, unit_interval: bool = False, what: str = ""
-) -> None:
-    """No NaN or inf; values in [0, 1] where ``unit_interval`` (the Bernoulli likelihood)."""
+) -> tuple:
+    """No NaN or inf; values in [0, 1] where ``unit_interval`` (the Bernoulli likelihood).
+
+    Returns ``(min, max)``, which the check computed anyway.
+    """
     low, high = array.min(), array.max()  # both propagate NaN; inf shows as a bound
     if array.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
         bad = ~np.isfinite(array)
@@ -159,6 +163,7 @@ def check_finite_range(
             f"received values from {low} to {high} (dtype {array.dtype}).{hint}. "
             "Or pick reconstruction_loss='gaussian' or 'mse' for unbounded data."
         )
+    return low, high
 
 
 def check_sample_weight(value: Any, count: int, name: str = "sample_weight") -> np.ndarray:
@@ -172,9 +177,9 @@ def check_sample_weight(value: Any, count: int, name: str = "sample_weight") -> 
         )
     check_count(array, name, count)
     if len(array):
-        check_finite_range(array, name)
-        if array.min() < 0:
-            raise InvalidInputError(f"`{name}` must be >= 0; received a minimum of {array.min()}.")
+        low, _ = check_finite_range(array, name)
+        if low < 0:
+            raise InvalidInputError(f"`{name}` must be >= 0; received a minimum of {low}.")
     return array
 
 
@@ -281,8 +286,6 @@ def _is_tf_dataset(value: Any) -> bool:
 
 def _tensorflow_if_loaded():
     # A tf.data.Dataset exists only where TensorFlow is imported already: never import it here.
-    import sys
-
     return sys.modules.get("tensorflow")
 
 

@@ -211,14 +211,13 @@ class CVAE(VAE):
                     f"(one-hot); received shape {labels.shape}."
                 )
             if labels.size:
-                _inputs.check_finite_range(labels, name)
+                low, high = _inputs.check_finite_range(labels, name)
                 if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
                     bad = int(np.argmax(np.mod(labels, 1) != 0))
                     raise InvalidInputError(
                         f"`{name}` must be whole class indices; received {labels[bad].item()!r} at "
                         f"index {bad} (dtype {labels.dtype})."
                     )
-                low, high = labels.min(), labels.max()
                 if low < 0 or high >= self.num_classes:
                     raise InvalidInputError(
                         f"`{name}` must lie in [0, {self.num_classes}) (num_classes="
