@@ -32,11 +32,14 @@ def _sum_per_example(values):
     return ops.sum(values, axis=tuple(range(1, len(values.shape))))
 
 
-def gaussian_kl(z_mean, z_log_var, prior_mean=None):
-    """Element-wise KL( N(z_mean, exp(z_log_var)) || N(prior_mean, I) ).
+def gaussian_kl(z_mean, z_log_var, prior_mean=None, prior_log_var=None):
+    """Element-wise KL( N(z_mean, exp(z_log_var)) || N(prior_mean, exp(prior_log_var)) ).
 
-    ``0.5 * ((z_mean - prior_mean)**2 + exp(z_log_var) - z_log_var - 1)``, in
-    float32, same shape as ``z_mean``. ``prior_mean=None`` means a zero mean.
+    ``0.5 * (prior_log_var - z_log_var + (exp(z_log_var) + (z_mean - prior_mean)**2)
+    / exp(prior_log_var) - 1)``, in float32, same shape as ``z_mean``: the KL of two
+    diagonal Gaussians, ``log(s2 / s1) + (s1**2 + (mu1 - mu2)**2) / (2 s2**2) - 1/2`` per
+    dimension. ``prior_mean=None`` means a zero mean, ``prior_log_var=None`` a unit variance
+    (then ``0.5 * ((z_mean - prior_mean)**2 + exp(z_log_var) - z_log_var - 1)``).
 
     Example:
 
@@ -44,15 +47,30 @@ def gaussian_kl(z_mean, z_log_var, prior_mean=None):
     >>> kl = gaussian_kl(np.array([[1.0, 0.0]]), np.zeros((1, 2)))
     >>> keras.ops.convert_to_numpy(kl).tolist()
     [[0.5, 0.0]]
+    >>> kl = gaussian_kl(np.zeros((1, 1)), np.zeros((1, 1)), prior_log_var=np.log(np.e * np.ones((1, 1))))
+    >>> round(float(keras.ops.convert_to_numpy(kl)[0, 0]), 6)  # 0.5 * (1 + 1/e - 1 - 1)
+    0.18394
     """
     z_mean = _float32(z_mean)
     z_log_var = _float32(z_log_var)
     difference = z_mean if prior_mean is None else z_mean - _float32(prior_mean)
-    return 0.5 * (ops.square(difference) + ops.exp(z_log_var) - z_log_var - 1.0)
+    if prior_log_var is None:
+        return 0.5 * (ops.square(difference) + ops.exp(z_log_var) - z_log_var - 1.0)
+    prior_log_var = _float32(prior_log_var)
+    return 0.5 * (
+        prior_log_var
+        - z_log_var
+        + (ops.exp(z_log_var) + ops.square(difference)) * ops.exp(-prior_log_var)
+        - 1.0
+    )
 
 
-def kl_divergence(z_mean, z_log_var, prior_mean=None, free_bits=0.0, sample_weight=None):
-    """KL of a diagonal Gaussian posterior to N(prior_mean or 0, I), as a scalar.
+def kl_divergence(
+    z_mean, z_log_var, prior_mean=None, free_bits=0.0, sample_weight=None, prior_log_var=None
+):
+    """KL of a diagonal Gaussian posterior to a diagonal Gaussian prior, as a scalar.
+
+    The prior is ``N(prior_mean, exp(prior_log_var))``: ``N(0, I)`` where both are ``None``.
 
     Summed over the latent dimensions (every non-batch axis) and averaged over
     the batch. With ``free_bits > 0`` each latent dimension's batch-mean KL is
@@ -63,13 +81,14 @@ def kl_divergence(z_mean, z_log_var, prior_mean=None, free_bits=0.0, sample_weig
         z_mean: posterior means, shape ``(batch, ...)``.
         z_log_var: posterior log-variances, same shape.
         prior_mean: optional prior means, broadcastable to ``z_mean``.
+        prior_log_var: optional prior log-variances, broadcastable to ``z_mean``.
         free_bits: nats per latent dimension, >= 0.
         sample_weight: optional per-example weights, shape ``(batch,)``.
 
     Returns:
         A float32 scalar, nats per example.
     """
-    per_element = gaussian_kl(z_mean, z_log_var, prior_mean)
+    per_element = gaussian_kl(z_mean, z_log_var, prior_mean, prior_log_var)
     if not free_bits:
         return reduce_over_batch(_sum_per_example(per_element), sample_weight)
     batch_size = ops.cast(ops.shape(per_element)[0], "float32")

@@ -6,7 +6,8 @@ step runs the optimizer update under XLA on its own) for
 `keras_vae.models.BaseAutoencoder`; ``AUTO_STEPS_PER_EXECUTION`` and
 ``auto_steps_per_execution(model)``, the batches per compiled call that
 ``compile(steps_per_execution="auto")`` runs; ``no_grad()``, the
-context for inference outside ``fit``; ``native_conv_transpose_is_slow()``,
+context for inference outside ``fit``; ``inference_function(fn)``, ``fn`` compiled for the
+likelihood estimators' repeated same-shaped calls; ``native_conv_transpose_is_slow()``,
 which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite;
 ``random_normal`` / ``random_uniform``, the noise of
 `keras_vae.layers.Sampling` and the DAE (distinct on every replica of a ``tf.distribute``
@@ -47,6 +48,7 @@ TrainStep = _impl.TrainStep
 checked_labels = _impl.checked_labels
 native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow
 datasets_must_keep_their_batch_size = _impl.datasets_must_keep_their_batch_size
+inference_function = _impl.inference_function
 no_grad = _impl.no_grad
 random_normal = _impl.random_normal
 random_uniform = _impl.random_uniform
@@ -60,6 +62,7 @@ __all__ = [
     "checked_labels",
     "datasets_must_keep_their_batch_size",
     "export_saved_model",
+    "inference_function",
     "native_conv_transpose_is_slow",
     "no_grad",
     "random_normal",

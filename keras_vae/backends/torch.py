@@ -50,6 +50,16 @@ def no_grad():
     return torch.no_grad()
 
 
+def inference_function(fn):
+    """``fn`` run without autograd's graph (torch runs eagerly; the products dominate)."""
+
+    def run(*args):
+        with torch.no_grad():
+            return fn(*args)
+
+    return run
+
+
 def native_conv_transpose_is_slow():
     return False
 

@@ -97,10 +97,17 @@ class KLDivergenceRegularizer(keras.layers.Layer):
         check_mean_and_log_var(self.name, input_shape, allow_prior=True)
         self.built = True
 
-    def kl_divergence(self, z_mean, z_log_var, prior_mean=None, sample_weight=None):
+    def kl_divergence(
+        self, z_mean, z_log_var, prior_mean=None, sample_weight=None, prior_log_var=None
+    ):
         """The unweighted KL (with free bits), a float32 scalar: nats per example."""
         return vae_losses.kl_divergence(
-            z_mean, z_log_var, prior_mean, free_bits=self.free_bits, sample_weight=sample_weight
+            z_mean,
+            z_log_var,
+            prior_mean,
+            free_bits=self.free_bits,
+            sample_weight=sample_weight,
+            prior_log_var=prior_log_var,
         )
 
     def call(self, inputs):

@@ -137,8 +137,8 @@ class CVAE(VAE):
             return self.decoder([z, self._one_hot(labels), *extras], training=training)
         return super()._decode_raw(z, extras, training=training)
 
-    def _prior_mean(self, labels):
-        return self.prior(labels)
+    def _prior(self, labels):
+        return self.prior(labels), None
 
     def _default_save_signature(self):
         # tf.saved_model.save would trace call(x) without labels; export() writes signatures.

@@ -97,8 +97,14 @@ class VAE(BaseAutoencoder):
         self.sampler.build([latents[0].shape, latents[1].shape])
         self.kl_regularizer.build([latents[0].shape, latents[1].shape])
 
-    def _prior_mean(self, labels):
-        return None
+    def _prior(self, labels):
+        """The prior's ``(mean, log_var)`` for a batch: ``(None, None)``, N(0, I).
+
+        A subclass with another prior (the CVAE's per-class prior) returns tensors of the
+        latent's shape, or ``None`` for a zero mean or a unit variance. The loss's KL and the
+        likelihood estimators read the prior only here.
+        """
+        return None, None
 
     def compute_loss_terms(self, x, y=None, sample_weight=None, training=False, noise=None):
         labels, target = self._labels_and_target(x, y)
@@ -109,8 +115,9 @@ class VAE(BaseAutoencoder):
         z = self.sampler([z_mean, z_log_var], eps=noise)
         raw = self._decode_raw(z, extras, labels=labels, training=training)
         reconstruction = self.reconstruction_term(target, raw, sample_weight)
+        prior_mean, prior_log_var = self._prior(labels)
         kl = self.kl_regularizer.kl_divergence(
-            z_mean, z_log_var, self._prior_mean(labels), sample_weight=sample_weight
+            z_mean, z_log_var, prior_mean, sample_weight=sample_weight, prior_log_var=prior_log_var
         )
         loss = reconstruction + self.kl_weight * kl
         return raw, {"loss": loss, "reconstruction_loss": reconstruction, "kl_loss": kl}
