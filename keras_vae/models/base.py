@@ -76,10 +76,12 @@ class BaseAutoencoder(TrainStep, keras.Model, metaclass=_BuiltWhenConstructed):
     loss_terms = ("reconstruction_loss",)
     # What the model can do, for code outside keras_vae/models/ to ask instead of checking
     # classes: takes labels (fit(x, labels), encode/decode/reconstruct(..., labels));
-    # generate() decodes prior samples; corrupt() adds its training noise.
+    # generate() decodes prior samples; corrupt() adds its training noise; log_likelihood(),
+    # elbo(), kl_per_dimension() and active_units() estimate how well it models the data.
     conditional = False
     generative = False
     denoising = False
+    has_likelihood = False
 
     def __init__(
         self,

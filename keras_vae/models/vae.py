@@ -61,6 +61,7 @@ class VAE(BaseAutoencoder):
     num_latent_outputs = 2
     loss_terms = ("reconstruction_loss", "kl_loss")
     generative = True
+    has_likelihood = True
 
     def __init__(
         self,
