@@ -23,17 +23,28 @@ def _metric_state_is_tracked(metric) -> bool:
     return all(scope.get_current_value(v) is not None for v in metric.variables)
 
 
+def _shape_of(tensor):
+    return None if tensor is None else tuple(tensor.shape)
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
 class KLDivergenceRegularizer(keras.layers.Layer):
-    """Adds ``weight * KL(N(z_mean, exp(z_log_var)) || N(prior_mean, I))`` as a loss.
+    """Adds ``weight * KL(N(z_mean, exp(z_log_var)) || prior)``, a diagonal Gaussian prior.
 
     Returns its inputs ``[z_mean, z_log_var]`` unchanged and calls
     ``add_loss`` with the closed-form KL divergence of the diagonal Gaussian
-    posterior from the prior, summed over the latent dimensions and averaged
-    over the batch, times ``weight``. The prior is ``N(0, I)``, or
-    ``N(prior_mean, I)`` when a third input is given (for example the output of
-    `ClassMeanPrior`). Drop it into any functional model compiled with an
-    ordinary reconstruction loss and ``fit`` optimises the ELBO.
+    posterior from a diagonal Gaussian prior, summed over the latent
+    dimensions and averaged over the batch, times ``weight``. Per dimension,
+    with ``s1**2 = exp(z_log_var)`` and ``s2**2 = exp(prior_log_var)``,
+
+    ``KL = log(s2 / s1) + (s1**2 + (z_mean - prior_mean)**2) / (2 s2**2) - 1/2``
+
+    (`keras_vae.losses.gaussian_kl`). The prior is ``N(0, I)`` with two
+    inputs, ``N(prior_mean, I)`` with a third (for example the output of
+    `ClassMeanPrior`) and ``N(prior_mean, exp(prior_log_var))`` with a fourth
+    (`ClassMeanPrior` with ``learn_variance=True`` gives both). Every input has
+    the shape of ``z_mean``. Drop it into any functional model compiled with
+    an ordinary reconstruction loss and ``fit`` optimises the ELBO.
 
     ``weight`` lives in the non-trainable variable ``kl_weight``, so a callback
     can anneal it during ``fit`` (``layer.kl_weight.assign(0.5)``) without
@@ -53,7 +64,9 @@ class KLDivergenceRegularizer(keras.layers.Layer):
         **kwargs: base layer keyword arguments.
 
     Call arguments:
-        inputs: ``[z_mean, z_log_var]`` or ``[z_mean, z_log_var, prior_mean]``.
+        inputs: ``[z_mean, z_log_var]``, ``[z_mean, z_log_var, prior_mean]`` or
+            ``[z_mean, z_log_var, prior_mean, prior_log_var]``, all of one
+            shape; anything else raises a ``ValueError`` naming the input.
 
     Example:
 
@@ -66,6 +79,15 @@ class KLDivergenceRegularizer(keras.layers.Layer):
     >>> z = Sampling(seed=0)([z_mean, z_log_var])
     >>> vae = keras.Model(x, keras.layers.Dense(8)(z))
     >>> vae.compile(optimizer="adam", loss="mse")
+
+    A prior with its own variance: ``KL(N(0, 1) || N(1, 4)) = log 2 + 2/8 - 1/2``.
+
+    >>> import numpy as np
+    >>> layer = KLDivergenceRegularizer()
+    >>> zeros, ones = np.zeros((1, 1), "float32"), np.ones((1, 1), "float32")
+    >>> _ = layer([zeros, zeros, ones, np.log(4 * ones)])
+    >>> round(float(keras.ops.convert_to_numpy(layer.losses[0])), 5)
+    0.44315
     """
 
     def __init__(
@@ -111,9 +133,13 @@ class KLDivergenceRegularizer(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        # Checked on every call (shapes only, no compute): build() sees only the first.
+        shapes = [_shape_of(t) for t in inputs] if isinstance(inputs, (list, tuple)) else None
+        check_mean_and_log_var(self.name, shapes or getattr(inputs, "shape", inputs), True)
         z_mean, z_log_var = inputs[0], inputs[1]
         prior_mean = inputs[2] if len(inputs) > 2 else None
-        kl = self.kl_divergence(z_mean, z_log_var, prior_mean)
+        prior_log_var = inputs[3] if len(inputs) > 3 else None
+        kl = self.kl_divergence(z_mean, z_log_var, prior_mean, prior_log_var=prior_log_var)
         self.add_loss(self.kl_weight * kl)
         if self.kl_tracker is not None and _metric_state_is_tracked(self.kl_tracker):
             self.kl_tracker.update_state(kl)

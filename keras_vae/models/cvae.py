@@ -17,7 +17,7 @@ from keras_vae.models.vae import VAE
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class CVAE(VAE):
-    """Class-conditional VAE whose prior is a learned mean per class, ``N(mu_y, I)``.
+    """Class-conditional VAE, a learned prior per class: ``N(mu_y, I)`` or ``N(mu_y, sigma_y**2)``.
 
     Data are ``(x, labels)`` (``fit(x, labels)`` or a dataset of pairs);
     labels are integers in ``[0, num_classes)`` (shape ``(batch,)`` or
@@ -25,6 +25,14 @@ class CVAE(VAE):
     ``0.5 * sum((mu - mu_y)**2 + sigma**2 - log sigma**2 - 1)``
     (`ClassMeanPrior` + `KLDivergenceRegularizer`), so each class gets its own
     region of latent space and ``generate(labels)`` decodes ``mu_y + eps``.
+
+    With ``learn_prior_variance=True`` the prior also learns a diagonal
+    variance per class, ``N(mu_y, sigma_y**2)`` (``log sigma_y**2`` starts at
+    0 and is soft-clipped to ``(-10, 10)``, see `ClassMeanPrior`); the KL is
+    then ``sum(log(sigma_y / sigma) + (sigma**2 + (mu - mu_y)**2) /
+    (2 sigma_y**2) - 1/2)`` and ``generate(labels)`` decodes
+    ``mu_y + sigma_y * eps``. A class whose codes spread more gets a wider
+    prior instead of being pulled onto unit variance.
 
     Which variant fits:
 
@@ -53,6 +61,8 @@ class CVAE(VAE):
             encoder.
         condition_decoder: ``True`` or ``False``, feed the one-hot label to the
             decoder.
+        learn_prior_variance: ``True`` or ``False`` (default: unit variance),
+            learn a per-class prior log-variance too (`class_log_variances`).
         beta, reconstruction_loss, from_logits, free_bits, seed: as in `VAE`.
 
     Example:
@@ -67,6 +77,14 @@ class CVAE(VAE):
     ['kl_loss', 'loss', 'reconstruction_loss']
     >>> cvae.generate(np.array([0, 1, 2]), seed=0).shape
     (3, 16)
+
+    With a learned variance per class:
+
+    >>> cvae = CVAE(encoder, decoder, num_classes=3, learn_prior_variance=True)
+    >>> cvae.compile(optimizer="adam")
+    >>> _ = cvae.fit(x, labels, epochs=1, verbose=0)
+    >>> cvae.class_log_variances().shape
+    (3, 2)
     """
 
     conditional = True
@@ -78,6 +96,7 @@ class CVAE(VAE):
         num_classes,
         condition_encoder=False,
         condition_decoder=False,
+        learn_prior_variance=False,
         beta=1.0,
         reconstruction_loss="bernoulli",
         from_logits=True,
@@ -88,6 +107,7 @@ class CVAE(VAE):
         num_classes = check_int("num_classes", num_classes, 2, MAX_NUM_CLASSES)
         condition_encoder = check_bool("condition_encoder", condition_encoder)
         condition_decoder = check_bool("condition_decoder", condition_decoder)
+        learn_prior_variance = check_bool("learn_prior_variance", learn_prior_variance)
         super().__init__(
             encoder,
             decoder,
@@ -101,6 +121,7 @@ class CVAE(VAE):
         self.num_classes = num_classes
         self.condition_encoder = condition_encoder
         self.condition_decoder = condition_decoder
+        self.learn_prior_variance = learn_prior_variance
         self.prior = None
 
     # ----------------------------------------------------------- conditioning
@@ -122,7 +143,12 @@ class CVAE(VAE):
                 f"CVAE needs a flat latent space (batch, latent_dim); the encoder gives "
                 f"{latents[0].shape}."
             )
-        self.prior = ClassMeanPrior(self.num_classes, self.latent_shape[0], name="class_prior")
+        self.prior = ClassMeanPrior(
+            self.num_classes,
+            self.latent_shape[0],
+            learn_variance=self.learn_prior_variance,
+            name="class_prior",
+        )
         self.prior.build((None,))
 
     def _call_encoder(self, x, labels=None, training=False):
@@ -138,6 +164,8 @@ class CVAE(VAE):
         return super()._decode_raw(z, extras, training=training)
 
     def _prior(self, labels):
+        if self.learn_prior_variance:
+            return self.prior(labels)  # (means, log_vars)
         return self.prior(labels), None
 
     def _default_save_signature(self):
@@ -296,16 +324,31 @@ class CVAE(VAE):
         self._ensure_built()
         return ops.convert_to_numpy(self.prior.class_means)
 
+    def class_log_variances(self):
+        """The prior log-variances ``log sigma_y**2``, numpy ``(num_classes, latent_dim)``.
+
+        The learned (soft-clipped) values with ``learn_prior_variance``, zeros without.
+        """
+        self._ensure_built()
+        return ops.convert_to_numpy(self.prior.log_variances())
+
     def generate(self, labels, seed=None, batch_size=None):
-        """Decodes ``mu_y + eps`` for each label; numpy ``(len(labels), *data_shape)``."""
+        """Decodes ``mu_y + sigma_y * eps`` for each label; numpy ``(len(labels), *data_shape)``.
+
+        ``sigma_y = 1`` without ``learn_prior_variance``. One-hot (soft) labels weight the
+        class means and log-variances, as `ClassMeanPrior` does.
+        """
         self._ensure_built()
         labels = self.check_labels(labels)
-        if labels.ndim == 2:
-            means = labels @ self.class_means()
-        else:
-            means = self.class_means()[labels]
-        z = means + standard_normal(means.shape, seed)
-        return self.decode(z, labels, batch_size=batch_size)
+        tables = [self.class_means()]
+        if self.learn_prior_variance:
+            tables.append(self.class_log_variances())
+        rows = [labels @ table if labels.ndim == 2 else table[labels] for table in tables]
+        z = standard_normal(rows[0].shape, seed)
+        if self.learn_prior_variance:
+            z = z * np.exp(0.5 * rows[1])
+        z = rows[0] + z
+        return self.decode(z.astype("float32"), labels, batch_size=batch_size)
 
     def interpolate(self, x_a, x_b, steps=8, labels=None, batch_size=None):
         """Interpolates between posterior means, for a CVAE without label inputs.
@@ -328,7 +371,9 @@ class CVAE(VAE):
         ``serving_default`` takes ``(x, labels)`` when the encoder or the decoder is
         conditioned, ``encode`` ``(x, labels)`` with ``condition_encoder``, ``decode``
         ``(z, labels)`` with ``condition_decoder``; ``generate`` always takes
-        ``(labels, eps)`` and decodes ``class_mean[labels] + eps``. With
+        ``(labels, eps)`` and decodes ``class_mean[labels] + eps``, or
+        ``class_mean[labels] + exp(class_log_var[labels] / 2) * eps`` with
+        ``learn_prior_variance``. With
         ``check_labels``, labels outside ``[0, num_classes)`` raise (exports from
         TensorFlow) or give NaN rows (JAX, where compiled code cannot raise).
 
@@ -370,7 +415,11 @@ class CVAE(VAE):
 
         def generate(labels, eps):
             def run(y):
-                z = ops.cast(self.prior(y), "float32") + eps
+                prior_mean, prior_log_var = self._prior(y)
+                noise = eps
+                if prior_log_var is not None:
+                    noise = ops.exp(0.5 * ops.cast(prior_log_var, "float32")) * eps
+                z = ops.cast(prior_mean, "float32") + noise
                 return {"x": _float32(self._decode_tensor(z, y))}
 
             return with_labels(run, labels)
@@ -395,4 +444,5 @@ class CVAE(VAE):
             "num_classes": self.num_classes,
             "condition_encoder": self.condition_encoder,
             "condition_decoder": self.condition_decoder,
+            "learn_prior_variance": self.learn_prior_variance,
         }
