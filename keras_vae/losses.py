@@ -155,6 +155,27 @@ def reduce_over_batch(per_example, sample_weight=None):
 RECONSTRUCTION_LOSSES = ("bernoulli", "gaussian", "mse")
 
 
+def normalized_nll(fn: Callable) -> Callable:
+    """Marks ``fn(x, outputs)`` as a normalised negative log-likelihood, and returns it.
+
+    A model's ``log_likelihood`` and ``elbo`` refuse a callable reconstruction loss unless it
+    carries this mark: only the negative log of a density that integrates (or sums) to 1 over
+    the data space gives a likelihood in nats. Mark a module-level function registered with
+    `keras.saving.register_keras_serializable`, so the mark survives a ``.keras`` round trip.
+
+    Example:
+
+    >>> import keras
+    >>> @normalized_nll
+    ... def laplace_nll(x, outputs):  # Laplace(outputs, 1): log 2 + |x - outputs| per element
+    ...     return keras.ops.abs(x - outputs) + 0.6931472
+    >>> laplace_nll.is_normalized_nll
+    True
+    """
+    fn.is_normalized_nll = True
+    return fn
+
+
 def get_reconstruction_loss(identifier, from_logits=True) -> Callable:
     """Returns ``fn(x, outputs) -> (batch,)`` for a name or a callable.
 

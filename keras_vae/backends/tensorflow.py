@@ -162,9 +162,21 @@ def no_grad():
 
 def inference_function(fn):
     """``fn`` as one TensorFlow graph, for the many same-shaped calls of the likelihood
-    estimators (eager dispatch costs ~10 us per op). Make it anew per estimate: it reads the
-    variables at each call, but the trace is tied to this model."""
-    return tf.function(fn, reduce_retracing=True)
+    estimators (eager dispatch costs ~10 us per op). Each estimate makes its own function, so
+    TensorFlow's warning about functions that trace often (meant for a function re-created in
+    a loop by mistake) is silenced while it traces."""
+    compiled = tf.function(fn)
+
+    def run(*args):
+        logger = tf.get_logger()
+        level = logger.level
+        logger.setLevel("ERROR")
+        try:
+            return compiled(*args)
+        finally:
+            logger.setLevel(level)
+
+    return run
 
 
 def native_conv_transpose_is_slow():

@@ -166,6 +166,20 @@ def check_finite_range(
     return low, high
 
 
+def check_binary(array: np.ndarray, name: str, method: str) -> None:
+    """Values exactly 0 or 1: the Bernoulli likelihood is a probability only of binary data."""
+    grey = (array != 0) & (array != 1)
+    if grey.any():
+        first = np.unravel_index(int(np.argmax(grey)), array.shape)
+        raise InvalidInputError(
+            f"`{name}` must be binary (0 or 1) for {method}() under the Bernoulli likelihood; "
+            f"received {int(grey.sum())} other value(s), the first {array[first].item()!r} at "
+            f"index {tuple(int(i) for i in first)}. A Bernoulli cross-entropy on grey levels "
+            "is not a log-probability: binarise the data (e.g. keras_vae.data.load_arrays(..., "
+            "binarize='dynamic', seed=0) draws each pixel once)."
+        )
+
+
 def check_sample_weight(value: Any, count: int, name: str = "sample_weight") -> np.ndarray:
     array = as_numpy(value, name)
     check_numeric(array, name)

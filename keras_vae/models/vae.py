@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
+from keras_vae import likelihood
 from keras_vae._config_checks import MAX_WEIGHT, check_float, check_seed
 from keras_vae.layers import KLDivergenceRegularizer, Sampling
+from keras_vae.models import _inputs
+from keras_vae.models._inputs import InvalidInputError
 from keras_vae.models.base import BaseAutoencoder, check_count, standard_normal
 
 
@@ -125,6 +129,144 @@ class VAE(BaseAutoencoder):
 
     def _labels_and_target(self, x, y):
         return None, self._metric_target(x, y)
+
+    # --------------------------------------------------------------- likelihood
+    def _estimate(self, x, labels, method, num_samples, batch_size, seed):
+        """`keras_vae.likelihood.estimate` on this model, inputs checked first."""
+        self._ensure_built()
+        self._require_plain_decoder(f"{method}()")
+        try:
+            log_px = likelihood.log_px_function(self.reconstruction_loss, self.from_logits)
+        except ValueError as error:
+            raise ValueError(f"{type(self).__name__}.{method}: {error}") from None
+        x = self._check_data(x)
+        if self.reconstruction_loss == "bernoulli":
+            _inputs.check_binary(x, "x", method)
+        conditions = self._numpy_labels(labels, len(x), method)
+        if self.conditional and not conditions:
+            raise InvalidInputError(
+                f"{type(self).__name__}.{method} estimates log p(x | y): pass labels= (one "
+                f"class index per example); received none."
+            )
+
+        def encode(batch, *batch_labels):
+            return self._encode_tensor(batch, *batch_labels)
+
+        def decode(z, *batch_labels):
+            return self._decode_raw(z, labels=batch_labels[0] if batch_labels else None)
+
+        def prior(*batch_labels):
+            return self._prior(batch_labels[0] if batch_labels else None)
+
+        return likelihood.estimate(
+            encode, decode, log_px, x, conditions, prior, num_samples, batch_size, seed
+        )
+
+    def log_likelihood(self, x, labels=None, num_samples=1000, batch_size=None, seed=None):
+        """Importance-weighted estimate of log p(x) per example (Burda et al. 2015), in nats.
+
+        ``logsumexp_k(log p(x | z_k) + log p(z_k) - log q(z_k | x)) - log K`` with
+        ``K = num_samples`` draws ``z_k ~ q(z | x)``: a lower bound of log p(x) in expectation,
+        at least the ELBO, tightening as ``K`` grows (test NLL is usually reported with
+        ``K = 5000``, or 1,000). For a `CVAE`, pass ``labels``: the estimate is log p(x | y)
+        under the class prior. The likelihood must be a normalised density:
+        ``"bernoulli"`` on binary data (binarise grey levels first: cross-entropy on grey
+        levels is not a log-probability), ``"gaussian"``, or a callable marked with
+        `keras_vae.losses.normalized_nll`; ``"mse"`` is refused.
+
+        Memory stays bounded for any ``K``: ``batch_size`` examples (default 64) times up to
+        ``8192 // batch_size`` samples are decoded per compiled call, so the peak is about
+        three float32 arrays of 8,192 decoded examples (25 MB for 28x28 images) plus the
+        decoder's activations for those rows. The noise comes from numpy with ``seed``: the
+        same seed and ``batch_size`` give the same estimate on every backend (to float32
+        rounding). See `keras_vae.likelihood`.
+
+        Returns:
+            float64 numpy array ``(n,)``, nats per example (its negative mean is the NLL).
+
+        Example:
+
+        >>> import numpy as np
+        >>> from keras_vae import VAE, architectures
+        >>> vae = VAE(*architectures.mlp((16,), latent_dim=2, hidden_units=(8,)))
+        >>> x = (np.random.default_rng(0).random((5, 16)) > 0.5).astype("float32")
+        >>> log_px = vae.log_likelihood(x, num_samples=100, seed=0)
+        >>> log_px.shape, bool(np.all(log_px >= vae.elbo(x, num_samples=100, seed=0)))
+        ((5,), True)
+        """
+        return self._estimate(x, labels, "log_likelihood", num_samples, batch_size, seed)[
+            "log_likelihood"
+        ]
+
+    def elbo(self, x, labels=None, num_samples=1, batch_size=None, seed=None):
+        """Per-example evidence lower bound in nats: ``E_q[log p(x | z)] - KL(q(z | x) || p(z))``.
+
+        The KL in closed form (the prior of `_prior`: N(0, I), or a CVAE's class prior given
+        ``labels``), the expected log-likelihood averaged over ``num_samples`` draws from
+        ``q(z | x)``. ``-elbo(x).mean()`` is what training minimises with ``beta=1`` and no
+        free bits. Inputs, likelihoods and noise as in `log_likelihood`; float64 ``(n,)``.
+        """
+        result = self._estimate(x, labels, "elbo", num_samples, batch_size, seed)
+        return result["expected_log_px"] - result["kl"]
+
+    def _posterior_and_prior(self, x, labels, method, batch_size):
+        """Numpy ``(z_mean, z_log_var, prior_mean, prior_log_var)`` of ``x``, ``(n, d)`` each."""
+        self._ensure_built()
+        x = self._check_data(x)
+        conditions = self._numpy_labels(labels, len(x), method)
+        if self.conditional and not conditions:
+            raise InvalidInputError(
+                f"{type(self).__name__}.{method} measures the KL to the class prior: pass "
+                "labels= (one class index per example); received none."
+            )
+
+        def fn(batch, *batch_labels):
+            z_mean, z_log_var = self._encode_tensor(batch, *batch_labels)
+            prior_mean, prior_log_var = self._prior(batch_labels[0] if batch_labels else None)
+            zeros = keras.ops.zeros_like(z_mean)
+            return (
+                z_mean,
+                z_log_var,
+                zeros if prior_mean is None else prior_mean,
+                zeros if prior_log_var is None else prior_log_var,
+            )
+
+        arrays = self._batched(fn, [x, *conditions], batch_size)
+        return tuple(np.asarray(a, dtype="float64") for a in arrays)
+
+    def kl_per_dimension(self, x, labels=None, batch_size=None):
+        """Mean over ``x`` of KL(q(z_u | x) || p(z_u)) for each latent unit ``u``, in nats.
+
+        The closed-form KL per dimension (no sampling), float64 numpy ``(latent_dim,)``;
+        its sum is the mean KL term of the ELBO. Units near 0 carry no information (posterior
+        collapse). ``labels`` for a `CVAE` (the KL to its class prior).
+        """
+        mean, log_var, prior_mean, prior_log_var = self._posterior_and_prior(
+            x, labels, "kl_per_dimension", batch_size
+        )
+        kl = 0.5 * (
+            prior_log_var
+            - log_var
+            + (np.exp(log_var) + np.square(mean - prior_mean)) * np.exp(-prior_log_var)
+            - 1.0
+        )
+        return kl.mean(axis=0)
+
+    def active_units(self, x, labels=None, threshold=0.01, batch_size=None):
+        """The number of active latent units: ``Var_x(E_q[z_u | x]) > threshold`` (Burda et al.).
+
+        A unit whose posterior mean does not vary across the data is ignored by the decoder.
+        ``threshold`` is a finite float in ``[0, 1e6]`` (0.01 in Burda et al. 2015); ``x``
+        should hold enough examples for a variance (the test set). Returns an int; the
+        variances themselves are ``encode(x)[0].var(axis=0)``.
+        """
+        threshold = check_float("threshold", threshold, 0, MAX_WEIGHT)
+        mean, *_ = self._posterior_and_prior(x, labels, "active_units", batch_size)
+        if len(mean) < 2:
+            raise InvalidInputError(
+                f"active_units needs at least 2 examples for a variance; received {len(mean)}."
+            )
+        return int(np.sum(mean.var(axis=0) > threshold))
 
     def generate(self, n, seed=None, batch_size=None):
         """Decodes ``n`` draws from the prior N(0, I); numpy ``(n, *data_shape)``.
