@@ -19,7 +19,7 @@ Example:
 
 import importlib
 
-from keras_vae import architectures, layers, losses, models
+from keras_vae import architectures, layers, likelihood, losses, models
 from keras_vae.layers import (
     ClassMeanPrior,
     KLDivergenceRegularizer,
@@ -30,6 +30,7 @@ from keras_vae.layers import (
 )
 from keras_vae.models import AE, CVAE, DAE, VAE
 from keras_vae.models._inputs import InvalidInputError
+from keras_vae.models.iwae import IWAE
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "CVAE",
     "ClassMeanPrior",
     "DAE",
+    "IWAE",
     "InvalidInputError",
     "KLDivergenceRegularizer",
     "MaxPoolingWithArgmax2D",
@@ -61,6 +63,7 @@ __all__ = [
     "VAE",
     "architectures",
     "layers",
+    "likelihood",
     "losses",
     "models",
 ]

@@ -90,6 +90,35 @@ def log_normal(z, mean=None, log_var=None):
     return ops.sum(per_dimension, axis=-1)
 
 
+def log_weights(
+    x, z_mean, z_log_var, eps, decode, log_px, prior_mean=None, prior_log_var=None, conditions=()
+):
+    """The importance log-weights of ``k`` samples per example, the core of both estimators.
+
+    ``z_k = z_mean + exp(z_log_var / 2) * eps_k`` with ``eps`` of shape ``(batch, k, d)``;
+    returns ``(log_w, log_px_z, outputs)``: ``log p(x | z_k) + log p(z_k) - log q(z_k | x)``
+    and ``log p(x | z_k)``, float32 ``(batch, k)``, and the decoder outputs of the
+    ``batch * k`` samples (example-major). The prior is ``N(prior_mean, exp(prior_log_var))``
+    (``None``: 0 and 1); ``conditions`` (labels) are repeated for each sample. `IWAE` trains on
+    the log-mean-exp of ``log_w``; `log_likelihood` evaluates it.
+    """
+    samples, latent = eps.shape[1], eps.shape[2]
+    z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+    eps = ops.cast(eps, "float32")
+    z = z_mean[:, None, :] + ops.exp(0.5 * z_log_var)[:, None, :] * eps
+    repeated = [ops.repeat(c, samples, axis=0) for c in conditions]
+    outputs = decode(ops.reshape(z, (-1, latent)), *repeated)
+    log_px_z = ops.reshape(log_px(ops.repeat(x, samples, axis=0), outputs), (-1, samples))
+    log_pz = log_normal(
+        z,
+        None if prior_mean is None else prior_mean[:, None, :],
+        None if prior_log_var is None else prior_log_var[:, None, :],
+    )
+    # log q(z | x) at z = mean + std * eps: the square term is eps**2.
+    log_qz = -0.5 * ops.sum(_LOG_2PI + z_log_var[:, None, :] + ops.square(eps), axis=-1)
+    return log_px_z + log_pz - log_qz, log_px_z, outputs
+
+
 class _Estimator:
     """Compiled per-chunk log-weights of one model, for one estimate."""
 
@@ -109,20 +138,10 @@ class _Estimator:
             )
 
         def chunk(x, z_mean, z_log_var, prior_mean, prior_log_var, eps, *conditions):
-            # x: (b, ...); z_mean ...: (b, d); eps: (b, k, d). Returns, per example, the
-            # log-sum-exp of the k log-weights and the sum of the k log p(x | z).
-            batch, samples, latent = eps.shape
-            std = ops.exp(0.5 * z_log_var)
-            z = z_mean[:, None, :] + std[:, None, :] * eps
-            rows = ops.reshape(z, (batch * samples, latent))
-            repeated = [ops.repeat(c, samples, axis=0) for c in conditions]
-            outputs = decode(rows, *repeated)
-            targets = ops.repeat(x, samples, axis=0)
-            log_px_z = ops.reshape(log_px(targets, outputs), (batch, samples))
-            log_pz = log_normal(z, prior_mean[:, None, :], prior_log_var[:, None, :])
-            # log q(z | x) at z = mean + std * eps: the square term is eps**2.
-            log_qz = -0.5 * ops.sum(_LOG_2PI + z_log_var[:, None, :] + ops.square(eps), axis=-1)
-            log_w = log_px_z + log_pz - log_qz
+            # Per example: the log-sum-exp of the chunk's log-weights, the sum of its log p(x|z).
+            log_w, log_px_z, _ = log_weights(
+                x, z_mean, z_log_var, eps, decode, log_px, prior_mean, prior_log_var, conditions
+            )
             return ops.logsumexp(log_w, axis=1), ops.sum(log_px_z, axis=1)
 
         self.posterior = backends.inference_function(posterior)

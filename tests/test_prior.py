@@ -188,10 +188,16 @@ def test_class_mean_prior_without_variance_is_as_before():
     assert ClassMeanPrior.from_config(config).get_config() == config
 
 
-@pytest.mark.parametrize("bound", [0.0, 0.05, 31.0, float("nan"), "1", True])
-def test_the_log_variance_bound_is_bounded(bound):
-    with pytest.raises(ValueError, match=r"`log_variance_bound` must be a finite float in \[0.1"):
-        ClassMeanPrior(3, 2, learn_variance=True, log_variance_bound=bound)
+@pytest.mark.parametrize(
+    "name, bad",
+    [("log_variance_bound", bad) for bad in [0.0, 0.05, 31.0, float("nan"), "1", True, None]]
+    + [("learn_variance", bad) for bad in (1, 0, "false", float("nan"), None)],
+)
+def test_bad_prior_settings_are_refused_naming_the_argument(name, bad):
+    # As tests/test_safe_loading.py does for the other arguments: refused by our checks.
+    with pytest.raises(ValueError, match=f"`{name}` must be .*received") as error:
+        ClassMeanPrior(3, 2, **{name: bad})
+    assert error.traceback[-1].path.name == "_config_checks.py"
 
 
 def _prior_fit_model():

@@ -255,6 +255,12 @@ TARGETS = [
         {"beta": FLOATS, "free_bits": FLOATS, "seed": SEEDS, "from_logits": BOOLS},
     ),
     (
+        keras_vae.IWAE,
+        "networks",
+        {},
+        {"num_samples": [*INTS, 5001], "seed": SEEDS, "from_logits": BOOLS},
+    ),
+    (
         CVAE,
         "networks",
         {"num_classes": 3},
@@ -262,6 +268,7 @@ TARGETS = [
             "num_classes": [*INTS, 1],
             "condition_encoder": BOOLS,
             "condition_decoder": BOOLS,
+            "learn_prior_variance": BOOLS,
             "beta": FLOATS,
             "free_bits": FLOATS,
             "seed": SEEDS,

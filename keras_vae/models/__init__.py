@@ -8,6 +8,7 @@ from keras_vae.models.ae import AE
 from keras_vae.models.base import BaseAutoencoder
 from keras_vae.models.cvae import CVAE
 from keras_vae.models.dae import DAE
+from keras_vae.models.iwae import IWAE
 from keras_vae.models.vae import VAE
 
 MODELS = {
@@ -15,6 +16,7 @@ MODELS = {
     "dae": DAE,
     "vae": VAE,
     "cvae": CVAE,
+    "iwae": IWAE,
 }
 
-__all__ = ["AE", "BaseAutoencoder", "CVAE", "DAE", "MODELS", "VAE"]
+__all__ = ["AE", "BaseAutoencoder", "CVAE", "DAE", "IWAE", "MODELS", "VAE"]
