@@ -2,7 +2,7 @@
 
 Layers (`Sampling`, `KLDivergenceRegularizer`, `ClassMeanPrior`,
 `MaxPoolingWithArgmax2D`, `MaxUnpooling2D`, `SubPixelConv2DTranspose`) drop
-into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`) train with
+into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`, `ContractiveAE`) train with
 ``fit`` on the TensorFlow, JAX and PyTorch backends.
 
 The modules `keras_vae.callbacks`, `keras_vae.cli`, `keras_vae.data`,
@@ -31,6 +31,7 @@ from keras_vae.layers import (
 from keras_vae.models import AE, CVAE, DAE, VAE
 from keras_vae.models._inputs import InvalidInputError
 from keras_vae.models.iwae import IWAE
+from keras_vae.models.contractive import ContractiveAE
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "AE",
     "CVAE",
     "ClassMeanPrior",
+    "ContractiveAE",
     "DAE",
     "IWAE",
     "InvalidInputError",

@@ -238,6 +238,17 @@ TARGETS = [
     ),
     (AE, "networks", {}, {"from_logits": BOOLS}),
     (
+        keras_vae.ContractiveAE,
+        "networks",
+        {},
+        {
+            "contractive_weight": FLOATS,
+            "jacobian": [NAN, INF, -1, 0, True, 2 * 10**9, 1.5, None],
+            "seed": SEEDS,
+            "from_logits": BOOLS,
+        },
+    ),
+    (
         DAE,
         "networks",
         {},

@@ -6,6 +6,7 @@ model tests by its line here.
 
 from keras_vae.models.ae import AE
 from keras_vae.models.base import BaseAutoencoder
+from keras_vae.models.contractive import ContractiveAE
 from keras_vae.models.cvae import CVAE
 from keras_vae.models.dae import DAE
 from keras_vae.models.iwae import IWAE
@@ -17,6 +18,7 @@ MODELS = {
     "vae": VAE,
     "cvae": CVAE,
     "iwae": IWAE,
+    "cae": ContractiveAE,
 }
 
-__all__ = ["AE", "BaseAutoencoder", "CVAE", "DAE", "IWAE", "MODELS", "VAE"]
+__all__ = ["AE", "BaseAutoencoder", "CVAE", "ContractiveAE", "DAE", "IWAE", "MODELS", "VAE"]
