@@ -175,7 +175,7 @@ def check_binary(array: np.ndarray, name: str, method: str) -> None:
             f"`{name}` must be binary (0 or 1) for {method}() under the Bernoulli likelihood; "
             f"received {int(grey.sum())} other value(s), the first {array[first].item()!r} at "
             f"index {tuple(int(i) for i in first)}. A Bernoulli cross-entropy on grey levels "
-            "is not a log-probability: binarise the data (e.g. keras_vae.data.load_arrays(..., "
+            "is not a log-probability: binarise the data (e.g. keras_vae.data.load_numpy(..., "
             "binarize='dynamic', seed=0) draws each pixel once)."
         )
 
