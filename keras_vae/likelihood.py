@@ -18,9 +18,10 @@ backend). The models' own ``log_likelihood`` / ``elbo`` methods call these funct
 
 Computation: examples are taken ``batch_size`` at a time and each batch's ``K`` samples
 ``sample_chunk`` at a time, so at most ``batch_size * sample_chunk`` decoder rows exist at
-once (peak memory about three arrays of ``batch_size * sample_chunk * prod(data_shape)``
-float32 values, 25 MB each for 8,192 rows of 784 pixels, plus the decoder's hidden
-activations), whatever ``K`` is. Each chunk's log-weights are reduced by a float32
+once, whatever ``K`` is: by default at most 8,192 rows and at most `MEMORY_ELEMENTS`
+(2**26, 256 MB of float32) values of the decoder's activations, counted from its layers'
+output shapes (`rows_for`). The peak is then about that plus three arrays of the rows'
+data (25 MB each for 8,192 rows of 784 pixels). Each chunk's log-weights are reduced by a float32
 log-sum-exp inside one compiled function (`keras_vae.backends.inference_function`); the
 chunks' results are combined in float64. The noise is drawn by numpy from ``seed`` (one
 generator per estimate: for each batch of examples in turn, its ``(K, batch, latent_dim)``
@@ -33,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -44,6 +46,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Decoder rows per compiled call: large enough that the products run at the matmul speed of
 # the machine, small enough to bound memory (see the module docstring).
 DEFAULT_ROWS = 8192
+# Float32 values of decoder activations per compiled call, at most (256 MB).
+MEMORY_ELEMENTS = 2**26
 DEFAULT_BATCH_SIZE = 64
 MAX_SAMPLES = 1_000_000
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -156,6 +160,21 @@ def _padded(array, size):
     return np.concatenate([array, pad])
 
 
+def rows_for(decoder) -> int:
+    """Decoder rows per compiled call: `DEFAULT_ROWS`, fewer where the decoder's layers'
+    outputs for that many rows would exceed `MEMORY_ELEMENTS` values (a conv decoder: about
+    1,600 rows for the Keras example's 28x28 network). Counts a functional decoder's layers;
+    for any other callable, `DEFAULT_ROWS`."""
+    per_row = 0
+    for layer in getattr(decoder, "layers", None) or []:
+        try:
+            shapes = [tensor.shape for tensor in keras.tree.flatten(layer.output)]
+        except (AttributeError, ValueError):  # a layer never called symbolically
+            return DEFAULT_ROWS
+        per_row += sum(math.prod(shape[1:]) for shape in shapes)
+    return max(1, min(DEFAULT_ROWS, MEMORY_ELEMENTS // max(per_row, 1)))
+
+
 def check_num_samples(num_samples, name="num_samples"):
     return check_int(name, num_samples, 1, MAX_SAMPLES)
 
@@ -171,6 +190,7 @@ def estimate(
     batch_size: int | None = None,
     seed: int | None = None,
     sample_chunk: int | None = None,
+    max_rows: int = DEFAULT_ROWS,
 ) -> dict[str, np.ndarray]:
     """The sampling pass both estimators share, over numpy ``x`` and ``conditions``.
 
@@ -178,7 +198,8 @@ def estimate(
     ``K = num_samples``), ``"expected_log_px"`` (the mean of log p(x | z_k) over the same
     samples) and ``"kl"`` (closed-form KL(q(z | x) || p(z))), and ``"z_mean"``,
     ``"z_log_var"``, ``(n, latent_dim)``. ``prior(*conditions) -> (mean, log_var)`` (tensors
-    or ``None``) or ``None`` for N(0, I).
+    or ``None``) or ``None`` for N(0, I). ``max_rows`` bounds the decoder rows per call
+    where ``sample_chunk`` is not given (`rows_for` of a keras decoder).
     """
     num_samples = check_num_samples(num_samples)
     seed = check_seed("seed", seed)
@@ -189,7 +210,7 @@ def estimate(
         batch_size = DEFAULT_BATCH_SIZE
     batch_size = min(check_int("batch_size", batch_size, 1, 2**20), max(count, 1))
     rows = sample_chunk and check_int("sample_chunk", sample_chunk, 1, MAX_SAMPLES)
-    sample_chunk = min(num_samples, rows or max(1, DEFAULT_ROWS // batch_size))
+    sample_chunk = min(num_samples, rows or max(1, max_rows // batch_size))
     estimator = _Estimator(encode, decode, log_px, prior, len(conditions))
     rng = np.random.default_rng(seed)
     results = {name: [] for name in ("log_likelihood", "expected_log_px", "kl", "mean", "lv")}
@@ -258,7 +279,7 @@ def log_likelihood(
         from_logits: whether the Bernoulli decoder outputs logits.
         num_samples: ``K``, importance samples per example, in ``[1, 1_000_000]``.
         batch_size: examples per compiled call (default 64); with ``K`` it sets the decoder
-            rows per call, ``batch_size * min(K, 8192 // batch_size)``.
+            rows per call, ``batch_size * min(K, rows_for(decode) // batch_size)``.
         seed: ``None`` or an int in ``[0, 2**31)``: the numpy seed of the samples.
         conditions: per-example arrays passed to ``encode`` and ``decode`` (labels).
         prior: ``prior(*conditions) -> (mean, log_var)`` or ``None`` for N(0, I).
@@ -273,9 +294,18 @@ def log_likelihood(
     -2.0794
     """
     log_px = log_px_function(likelihood, from_logits)
-    return estimate(encode, decode, log_px, x, conditions, prior, num_samples, batch_size, seed)[
-        "log_likelihood"
-    ]
+    return estimate(
+        encode,
+        decode,
+        log_px,
+        x,
+        conditions,
+        prior,
+        num_samples,
+        batch_size,
+        seed,
+        max_rows=rows_for(decode),
+    )["log_likelihood"]
 
 
 def elbo(
@@ -296,5 +326,16 @@ def elbo(
     ``z_k ~ q(z | x)``; arguments as in `log_likelihood`.
     """
     log_px = log_px_function(likelihood, from_logits)
-    result = estimate(encode, decode, log_px, x, conditions, prior, num_samples, batch_size, seed)
+    result = estimate(
+        encode,
+        decode,
+        log_px,
+        x,
+        conditions,
+        prior,
+        num_samples,
+        batch_size,
+        seed,
+        max_rows=rows_for(decode),
+    )
     return result["expected_log_px"] - result["kl"]

@@ -159,7 +159,16 @@ class VAE(BaseAutoencoder):
             return self._prior(batch_labels[0] if batch_labels else None)
 
         return likelihood.estimate(
-            encode, decode, log_px, x, conditions, prior, num_samples, batch_size, seed
+            encode,
+            decode,
+            log_px,
+            x,
+            conditions,
+            prior,
+            num_samples,
+            batch_size,
+            seed,
+            max_rows=likelihood.rows_for(self.decoder),
         )
 
     def log_likelihood(self, x, labels=None, num_samples=1000, batch_size=None, seed=None):
@@ -175,9 +184,10 @@ class VAE(BaseAutoencoder):
         `keras_vae.losses.normalized_nll`; ``"mse"`` is refused.
 
         Memory stays bounded for any ``K``: ``batch_size`` examples (default 64) times up to
-        ``8192 // batch_size`` samples are decoded per compiled call, so the peak is about
-        three float32 arrays of 8,192 decoded examples (25 MB for 28x28 images) plus the
-        decoder's activations for those rows. The noise comes from numpy with ``seed``: the
+        ``rows // batch_size`` samples are decoded per compiled call, where ``rows`` is 8,192
+        or fewer, so that the decoder's activations hold at most 2**26 float32 values (256 MB;
+        `keras_vae.likelihood.rows_for`); the peak adds three float32 arrays of the rows'
+        data (25 MB for 8,192 images of 28x28). The noise comes from numpy with ``seed``: the
         same seed and ``batch_size`` give the same estimate on every backend (to float32
         rounding). See `keras_vae.likelihood`.
 
