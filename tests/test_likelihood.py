@@ -302,3 +302,13 @@ def test_models_without_a_likelihood_say_so():
     ae = AE(*architectures.mlp((12,), latent_dim=2, hidden_units=(8,), variational=False))
     assert not ae.has_likelihood and not hasattr(ae, "log_likelihood")
     assert VAE.has_likelihood and CVAE.has_likelihood
+
+
+def test_memory_is_bounded_by_the_decoders_activations():
+    _, mlp_decoder = architectures.mlp((28, 28, 1), latent_dim=20, hidden_units=(400,))
+    _, conv_decoder = architectures.conv((28, 28, 1), latent_dim=20)
+    assert likelihood.rows_for(mlp_decoder) == likelihood.DEFAULT_ROWS
+    per_row = sum(math.prod(layer.output.shape[1:]) for layer in conv_decoder.layers)
+    rows = likelihood.rows_for(conv_decoder)
+    assert rows * per_row <= likelihood.MEMORY_ELEMENTS < (rows + 1) * per_row
+    assert likelihood.rows_for(lambda z: z) == likelihood.DEFAULT_ROWS
