@@ -220,7 +220,12 @@ TARGETS = [
         ClassMeanPrior,
         (),
         {"num_classes": 3, "latent_dim": 2},
-        {"num_classes": INTS, "latent_dim": INTS},
+        {
+            "num_classes": INTS,
+            "latent_dim": INTS,
+            "learn_variance": BOOLS,
+            "log_variance_bound": [*FLOATS, 0.0, 31.0],
+        },
     ),
     (MaxPoolingWithArgmax2D, (), {}, {"pool_size": PAIRS, "strides": PAIRS}),
     (MaxUnpooling2D, (), {}, {"pool_size": PAIRS, "strides": PAIRS, "output_size": PAIRS}),
