@@ -91,3 +91,16 @@ def compile_model(model, jit_compile="auto", steps_per_execution=1):
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
+
+
+def scorer(model):
+    """``(encode, decode, from_logits)`` on backend tensors, for `keras_vae.likelihood`.
+
+    The encoder and decoder are the two nested models of ``model`` (in call order); ``decode``
+    is the decoder with its pre-sigmoid logits as output (`benchmarks.peers.logits_decoder`),
+    a Keras model, so the estimator sizes its batches by its layers.
+    """
+    from benchmarks.peers import logits_decoder
+
+    encoder, decoder = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return encoder, logits_decoder(decoder), True

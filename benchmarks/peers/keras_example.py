@@ -117,3 +117,20 @@ def compile_model(model, jit_compile="auto", steps_per_execution=1):
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
+
+
+def scorer(model):
+    """``(encode, decode, from_logits)`` on backend tensors, for `keras_vae.likelihood`.
+
+    ``encode`` keeps the encoder's ``z_mean`` and ``z_log_var`` (not its sampled ``z``);
+    ``decode`` is the decoder with its pre-sigmoid logits as output
+    (`benchmarks.peers.logits_decoder`), a Keras model, so the estimator sizes its batches by
+    its layers (a conv decoder's activations are large).
+    """
+    from benchmarks.peers import logits_decoder
+
+    def encode(x):
+        z_mean, z_log_var, _ = model.encoder(x, training=False)
+        return z_mean, z_log_var
+
+    return encode, logits_decoder(model.decoder), True

@@ -49,16 +49,26 @@ def loss_function(recon_x, x, mu, logvar):
     return bce + kld
 
 
-def train(model, x_train, epochs, batch_size, clock, seed=1, device="cpu"):
-    """The example's training loop over shuffled in-memory batches; marks ``clock`` per step."""
+def train(model, x_train, epochs, batch_size, clock, seed=1, device="cpu", epoch_data=None):
+    """The example's training loop over shuffled in-memory batches; marks ``clock`` per step.
+
+    ``epoch_data``, if given, replaces the shuffling: ``epoch_data(epoch)`` returns that epoch's
+    examples already in their order (``benchmarks.quality`` gives every row the same order and
+    the same binarisation draws), taken in consecutive batches; ``x_train`` is then unused.
+    The step itself (loss, ``backward``, ``Adam``) is the same either way.
+    """
     torch.manual_seed(seed)
     optimizer = optim.Adam(model.parameters(), lr=1e-3)
-    data = torch.from_numpy(x_train).to(device)
-    steps_per_epoch = len(data) // batch_size
+    data = None if epoch_data is not None else torch.from_numpy(x_train).to(device)
     model.train()
     clock.begin()
     for epoch in range(epochs):
-        order = torch.randperm(len(data), device=device)
+        if epoch_data is None:
+            order = torch.randperm(len(data), device=device)
+        else:  # the same gather of a batch as the shuffled order's
+            data = torch.from_numpy(epoch_data(epoch)).to(device)
+            order = torch.arange(len(data), device=device)
+        steps_per_epoch = len(data) // batch_size
         for batch_idx in range(steps_per_epoch):
             clock.mark(epoch * steps_per_epoch + batch_idx)
             batch = data[order[batch_idx * batch_size : (batch_idx + 1) * batch_size]]
@@ -90,3 +100,23 @@ def build(arch="mlp", device="cpu"):
             return model.decode(torch.from_numpy(z).to(device)).cpu().numpy()
 
     return model, encode, decode, "probabilities"
+
+
+def scorer(model):
+    """``(encode, decode, from_logits)`` on torch tensors, for `keras_vae.likelihood`.
+
+    ``decode`` returns ``fc4``'s pre-sigmoid logits (the example's ``decode`` without its final
+    ``torch.sigmoid``), so the Bernoulli log-likelihood is computed from logits, not from
+    probabilities that can round to exactly 0 or 1. Training is untouched.
+    """
+    model.eval()
+
+    def encode(x):
+        with torch.no_grad():
+            return model.encode(x.reshape(-1, 784))
+
+    def decode(z):
+        with torch.no_grad():
+            return model.fc4(F.relu(model.fc3(z)))
+
+    return encode, decode, True
