@@ -25,7 +25,7 @@ def _float32(x):
     return ops.cast(x, "float32")
 
 
-def _sum_per_example(values):
+def sum_per_example(values):
     """Sums every non-batch axis, giving shape (batch,)."""
     if len(values.shape) <= 1:
         return values
@@ -90,7 +90,7 @@ def kl_divergence(
     """
     per_element = gaussian_kl(z_mean, z_log_var, prior_mean, prior_log_var)
     if not free_bits:
-        return reduce_over_batch(_sum_per_example(per_element), sample_weight)
+        return reduce_over_batch(sum_per_example(per_element), sample_weight)
     batch_size = ops.cast(ops.shape(per_element)[0], "float32")
     if sample_weight is None:
         per_dimension = ops.mean(per_element, axis=0)
@@ -124,18 +124,18 @@ def bernoulli_nll(x, outputs, from_logits=True):
         epsilon = keras.config.epsilon()
         probabilities = ops.clip(outputs, epsilon, 1.0 - epsilon)
         per_element = -(x * ops.log(probabilities) + (1.0 - x) * ops.log1p(-probabilities))
-    return _sum_per_example(per_element)
+    return sum_per_example(per_element)
 
 
 def squared_error(x, outputs):
     """Sum of squared errors per example, float32, shape ``(batch,)``."""
-    return _sum_per_example(ops.square(_float32(x) - _float32(outputs)))
+    return sum_per_example(ops.square(_float32(x) - _float32(outputs)))
 
 
 def gaussian_nll(x, outputs):
     """Negative log-likelihood of ``x`` under N(outputs, I), summed per example (nats)."""
     squared = ops.square(_float32(x) - _float32(outputs))
-    return _sum_per_example(0.5 * squared + 0.5 * _LOG_2PI)
+    return sum_per_example(0.5 * squared + 0.5 * _LOG_2PI)
 
 
 def reduce_over_batch(per_example, sample_weight=None):
@@ -186,7 +186,7 @@ def get_reconstruction_loss(identifier, from_logits=True) -> Callable:
     summed over the data dimensions.
     """
     if callable(identifier):
-        return lambda x, outputs: _sum_per_example(_float32(identifier(x, outputs)))
+        return lambda x, outputs: sum_per_example(_float32(identifier(x, outputs)))
     if identifier == "bernoulli":
         return lambda x, outputs: bernoulli_nll(x, outputs, from_logits=from_logits)
     if identifier == "gaussian":
