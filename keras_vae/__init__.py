@@ -5,7 +5,7 @@ Layers (`Sampling`, `KLDivergenceRegularizer`, `ClassMeanPrior`,
 into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`, `ContractiveAE`) train with
 ``fit`` on the TensorFlow, JAX and PyTorch backends.
 
-The modules `keras_vae.callbacks`, `keras_vae.cli`, `keras_vae.data`,
+The modules `keras_vae.callbacks`, `keras_vae.cli`, `keras_vae.data`, `keras_vae.evaluation`,
 `keras_vae.export`, `keras_vae.plotting` and `keras_vae.runs` are attributes
 too, imported on first use, so ``import keras_vae`` loads neither TensorFlow
 Datasets nor matplotlib (nor TensorFlow on the JAX and PyTorch backends).
@@ -36,7 +36,7 @@ from keras_vae.models.contractive import ContractiveAE
 __version__ = "0.1.0"
 
 # Loaded by `__getattr__` (PEP 562) on first use: their imports are heavy or optional.
-_LAZY_SUBMODULES = ("callbacks", "cli", "data", "export", "plotting", "runs")
+_LAZY_SUBMODULES = ("callbacks", "cli", "data", "evaluation", "export", "plotting", "runs")
 
 
 def __getattr__(name: str):

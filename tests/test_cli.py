@@ -9,6 +9,7 @@ per module and shared. The data are the real Fashion-MNIST of Debian's package
 import gzip
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from keras_vae import cli
+from keras_vae import cli, evaluation, runs
 
 BACKEND = keras.backend.backend()
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -59,6 +60,11 @@ def run_cli(args, capsys):
         status = exit_.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
+
+
+def takers(where, sep="/"):
+    """The registered models satisfying ``where``, as the messages name them: ``vae/cvae``."""
+    return sep.join(runs.model_names(where))
 
 
 def assert_one_error_line(stderr, status, expected_status, *fragments):
@@ -116,13 +122,31 @@ def test_train_writes_the_run_folder(vae_run):
 
 
 @pytest.mark.slow
-def test_train_cvae_and_generate_by_label(tmp_path, data_flags, vae_run, capsys):
+def test_train_cvae_and_generate_by_label(tmp_path, data_flags, vae_run, capsys, monkeypatch):
     out = tmp_path / "cvae"
     base = ["train", "--model", "cvae", "--arch", "mlp", "--hidden-units", "64", "--no-export"]
     status, _, err = run_cli([*base, *TINY, "--out", out, *data_flags], capsys)
     assert status == 0, err
     assert (out / "class_conditional.png").is_file()
     assert not (out / "samples.png").exists()
+
+    # A small reference classifier (the real one trains on all 60,000 images for 4 epochs).
+    monkeypatch.setattr(evaluation, "CLASSIFIER_SPLIT", "train[:600]")
+    monkeypatch.setattr(evaluation, "CLASSIFIER_EPOCHS", 1)
+    evaluate = ["evaluate", out, "--limit", "100", "--num-samples", "5", "--samples-per-class", "3"]
+    status, text, err = run_cli([*evaluate, *data_flags], capsys)
+    assert status == 0, err
+    assert "reference classifier: training" in text and "conditional_accuracy" in text
+    assert (tmp_path / "reference_classifiers" / "fashion_mnist-28x28x1.keras").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["conditional_accuracy"] <= 1 and metrics["nll_given_labels"]
+    per_class = metrics["conditional_accuracy_per_class"]
+    assert len(per_class) == 10 and np.mean(per_class) == pytest.approx(
+        metrics["conditional_accuracy"]
+    )
+    status, text, err = run_cli([*evaluate, "--json", *data_flags], capsys)
+    assert status == 0 and "reference classifier" not in text + err  # cached: not retrained
+    assert json.loads(text)["conditional_samples_per_class"] == 3
 
     status, _, err = run_cli(
         ["generate", out, "--n", "5", "--label", "3", "--out", tmp_path / "s.npy"], capsys
@@ -136,7 +160,9 @@ def test_train_cvae_and_generate_by_label(tmp_path, data_flags, vae_run, capsys)
     status, _, err = run_cli(
         ["generate", vae_run, "--label", "1", "--out", tmp_path / "s.png"], capsys
     )
-    assert_one_error_line(err, status, 2, "--label needs a cvae")
+    assert_one_error_line(
+        err, status, 2, f"--label needs a {takers(lambda c: c.conditional, ' or ')}"
+    )
 
 
 @pytest.mark.slow
@@ -148,7 +174,8 @@ def test_train_segnet_dae_draws_denoising(tmp_path, data_flags, capsys):
     for name in ("denoising.png", "reconstructions.png", "latent_scatter.png"):
         assert (out / name).is_file(), name
     status, _, err = run_cli(["generate", out, "--out", tmp_path / "s.png"], capsys)
-    assert_one_error_line(err, status, 2, "generate needs a vae or cvae")
+    generative = takers(lambda c: c.generative, " or ")
+    assert_one_error_line(err, status, 2, f"generate needs a {generative}")
     status, _, err = run_cli(["reconstruct", out, "--n", "4", "--out", tmp_path / "r.png"], capsys)
     assert status == 0, err
     assert (tmp_path / "r.png").is_file()
@@ -226,16 +253,38 @@ def test_run_warnings_print_one_warning_line(capsys):
 
 
 @pytest.mark.slow
-def test_evaluate_prints_metrics(vae_run, capsys):
-    status, out, err = run_cli(["evaluate", vae_run, "--limit", "200", "--json"], capsys)
+def test_evaluate_prints_and_writes_the_likelihood(vae_run, tmp_path, capsys):
+    run = tmp_path / "vae"
+    shutil.copytree(vae_run, run)  # the shared run keeps its metrics.json
+    trained = json.loads((run / "metrics.json").read_text())
+    args = ["evaluate", run, "--limit", "200", "--num-samples", "50"]
+    status, out, err = run_cli([*args, "--json"], capsys)
     assert status == 0, err
     metrics = json.loads(out)
     assert metrics["num_examples"] == 200 and metrics["split"] == "test[:200]"
-    assert np.isfinite(metrics["loss"]) and metrics["loss"] > metrics["reconstruction_loss"]
+    assert metrics["binarize"] == "dynamic" and metrics["nll_num_samples"] == 50
+    # log p(x) >= ELBO on average, both in nats; the ELBO's KL is the loss's.
+    assert np.isfinite(metrics["nll_nats"]) and metrics["nll_nats"] <= metrics["negative_elbo_nats"]
+    assert metrics["negative_elbo_nats"] == pytest.approx(metrics["loss"], rel=0.02)
+    assert sum(metrics["kl_per_dimension_nats"]) == pytest.approx(metrics["kl_loss"], rel=1e-4)
+    assert 0 <= metrics["active_units"] <= 2 and np.isfinite(metrics["psnr_db"])
+    written = json.loads((run / "metrics.json").read_text())
+    assert written == {**trained, **metrics}  # merged: train_seconds stays
 
-    status, out, err = run_cli(["evaluate", vae_run / "model.keras", "--limit", "100"], capsys)
+    args = ["evaluate", run, "--limit", "100", "--num-samples", "5", "--no-write"]
+    status, out, err = run_cli(args, capsys)
     assert status == 0, err
-    assert "reconstruction_loss" in out and "psnr_db" in out
+    assert json.loads((run / "metrics.json").read_text()) == written
+    assert "nll_nats" in out and "psnr_db" in out and "dynamically binarised" in out
+
+    # Grey levels are no data of a Bernoulli likelihood: no NLL, and the output says why.
+    grey = ["evaluate", run / "model.keras", "--limit", "100", "--binarize", "none"]
+    status, out, err = run_cli(grey, capsys)
+    assert status == 0, err
+    assert "nll_nats" not in out and "nats per image" not in out
+    assert "likelihood not reported: the run's images are grey levels (--binarize none)" in out
+    assert "keras-vae: warning: metrics.json not updated: --binarize none" in err
+    assert json.loads((run / "metrics.json").read_text()) == written
 
 
 @pytest.mark.slow
@@ -279,7 +328,32 @@ def test_export_saved_model(vae_run, tmp_path, capsys):
         (["train", "--model", "gan", "--out", "x"], ["invalid choice: 'gan'"]),
         (["train", "--epochs", "0", "--out", "x"], ["--epochs", "positive integer"]),
         (["train", "--model", "vae", "--arch", "segnet", "--out", "x"], ["segnet is for"]),
-        (["train", "--model", "ae", "--beta", "2", "--out", "x"], ["--beta applies to vae/cvae"]),
+        (
+            ["train", "--model", "ae", "--beta", "2", "--out", "x"],
+            [f"--beta applies to {takers(lambda c: runs.accepts(c, 'beta'))} only"],
+        ),
+        (
+            ["train", "--model", "vae", "--model-option", "bogus=1", "--out", "x"],
+            ["--model-option bogus: --model vae takes no option 'bogus' (its options: "],
+        ),
+        (
+            ["train", "--model-option", "beta=2", "--out", "x"],
+            ["--model-option beta: set by --beta"],
+        ),
+        (["train", "--model-option", "beta", "--out", "x"], ["expected NAME=VALUE"]),
+        (
+            [
+                "train",
+                "--model-option",
+                "free_bits=1",
+                "--model-option",
+                "free_bits=2",
+                "--out",
+                "x",
+            ],
+            ["--model-option free_bits given twice"],
+        ),
+        (["evaluate", "run", "--num-samples", "0"], ["--num-samples", "positive integer"]),
         (["train", "--hidden-units", "a,b", "--out", "x"], ["comma-separated"]),
         (
             ["train", "--steps-per-execution", "0", "--out", "x"],
@@ -337,7 +411,8 @@ def run_module(args, timeout=300):
 def test_module_help_and_exit_statuses(tmp_path):
     result = run_module(["train", "--help"])
     assert result.returncode == 0
-    for text in ("--model {ae,dae,vae,cvae}", "--backend", "examples:", "metrics.json"):
+    choices = "--model {" + ",".join(runs.model_names()) + "}"
+    for text in (choices, "--backend", "examples:", "metrics.json", "--model-option"):
         assert text in result.stdout
     result = run_module(["train", "--binarize", "sometimes", "--out", tmp_path])
     assert_one_error_line(result.stderr, result.returncode, 2, "--binarize")

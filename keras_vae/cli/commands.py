@@ -19,6 +19,10 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def say_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
@@ -32,6 +36,15 @@ def _data_flags(args: argparse.Namespace) -> dict:
         "idx_dir": args.idx_dir,
         "download": False if args.no_download else None,
     }
+
+
+def _model_options(pairs) -> dict:
+    options: dict = {}
+    for name, value in pairs or ():
+        if name in options:
+            raise runs.SettingsError(f"--model-option {name} given twice")
+        options[name] = value
+    return options
 
 
 def train(args: argparse.Namespace) -> int:
@@ -49,6 +62,7 @@ def train(args: argparse.Namespace) -> int:
         hidden_units=args.hidden_units,
         filters=args.filters,
         learning_rate=args.learning_rate,
+        model_options=_model_options(args.model_option),
         binarize=args.binarize,
         data_dir=args.data_dir,
         idx_dir=args.idx_dir,
@@ -77,14 +91,25 @@ def evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         batch_size=args.batch_size,
         seed=args.seed,
+        num_samples=args.num_samples,
+        num_per_class=args.samples_per_class,
+        write=not args.no_write,
+        report=say_to_stderr if args.json else say,  # --json: stdout holds JSON only
         **_data_flags(args),
     )
     if args.json:
         say(json.dumps(metrics, indent=2, sort_keys=True))
         return 0
-    split = metrics.pop("split")
+    shown = dict(metrics)
+    split, binarize = shown.pop("split"), shown.pop("binarize")
+    notes = {key: shown.pop(key) for key in list(shown) if key.endswith("_not_reported")}
     dataset = args.dataset or run.dataset
-    say(runs.format_metrics(metrics, f"{dataset} {split} metrics (nats per image):"))
+    units = runs.metric_units(run.model, binarize)
+    if any(key.endswith("_nats") for key in shown):
+        units += "; *_nats: nats per image"
+    say(runs.format_metrics(shown, f"{dataset} {split} ({units}):"))
+    for key, note in notes.items():
+        say(f"  {key.removesuffix('_not_reported')} not reported: {note}")
     return 0
 
 

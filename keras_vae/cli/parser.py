@@ -7,10 +7,12 @@ registry `keras_vae.models.MODELS`, so a registered model appears here with no c
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import textwrap
 
 from keras_vae import __version__, runs
+from keras_vae.models import MODELS
 
 PROG = "keras-vae"
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -94,10 +96,15 @@ examples:
   keras-vae train --model vae --latent-dim 2 --epochs 1 --limit 2048 --out runs/quick
   keras-vae train --model vae --backend jax --out runs/vae-jax
 
+  keras-vae train --model iwae --model-option num_samples=5 --out runs/iwae
+
 data: the last --val-size training examples are held out for validation (the Keras progress
 bar shows val_* metrics); the test split is only used once, for metrics.json, after training.
-The reconstruction term is the Bernoulli log-likelihood for every model (pixels in [0, 1],
-decoders output logits), so losses are nats per image and comparable across models.
+Every model's reconstruction term is the Bernoulli log-likelihood (decoders output logits). With
+--binarize dynamic (the default) or static the pixels are 0 or 1, so a VAE's loss is its
+negative ELBO in nats per image; with --binarize none (grey levels) a Bernoulli cross-entropy
+is no log-probability, and no loss is a likelihood. Models without a likelihood (ae, dae, ...)
+report losses in their own units. keras-vae evaluate adds the test NLL.
 
 writes into --out: config.json, model.keras, history.csv, history.json, metrics.json,
 saved_model/ (unless --no-export) and PNG pictures (unless --no-plots): samples,
@@ -114,8 +121,23 @@ deleted once everything is written; training again into a completed run needs --
 _EVALUATE_EPILOG = """\
 examples:
   keras-vae evaluate runs/vae
+  keras-vae evaluate runs/vae --num-samples 5000 --limit 2000
+  keras-vae evaluate runs/cvae --json
   keras-vae evaluate runs/vae/model.keras --dataset fashion_mnist --binarize dynamic
-  keras-vae evaluate runs/vae --json
+
+measures, by what the model can do:
+  every model: its losses (per image, in its own units), pixel_mse, psnr_db (the mean
+    per-image PSNR); a denoising model also noisy_psnr_db and denoised_psnr_db;
+  a model with a likelihood, on binary data: negative_elbo_nats, nll_nats (importance
+    weighted with K = --num-samples, Burda et al. 2015), active_units, kl_per_dimension_nats;
+    on grey levels (--binarize none) no NLL: likelihood_not_reported says why;
+  a conditional generative model (cvae): conditional_accuracy (overall, per class) of its
+    samples under a reference convnet trained once on the dataset's training split and cached
+    in reference_classifiers/ beside the run folder.
+
+The test split is binarised as the run was trained (dynamic: one fixed draw, the same for
+every run). The metrics are merged into the run's metrics.json unless --no-write, or the
+data flags differ from the run's.
 """
 
 _GENERATE_EPILOG = """\
@@ -139,6 +161,29 @@ examples:
 A SavedModel has the signatures serving_default (reconstruction), encode, decode and (for
 VAEs) generate; load it with tf.saved_model.load(DIR) in TensorFlow Serving or plain TF.
 """
+
+
+def _model_option(text: str) -> tuple[str, object]:
+    """``NAME=VALUE``: VALUE a JSON literal (``5``, ``0.1``, ``true``, ``"text"``) or a bare word."""
+    name, equals, value = text.partition("=")
+    name = name.strip()
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, e.g. num_samples=5, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        if value.isidentifier():  # a bare word is text: noise=dropout
+            return name, value
+        raise argparse.ArgumentTypeError(
+            f'the value of {name} must be a JSON literal (5, 0.1, true, null, "text", [1, 2]), '
+            f"got {value!r}"
+        ) from None
+
+
+def _options_by_model() -> str:
+    return "; ".join(
+        f"{name}: {', '.join(runs.option_names(cls)) or 'none'}" for name, cls in MODELS.items()
+    )
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -168,9 +213,9 @@ def _data_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
     group.add_argument(
         "--binarize",
         choices=runs.BINARIZE,
-        default="none" if with_defaults else None,
-        help="none: grey levels; static: threshold at 0.5; dynamic: a fresh Bernoulli draw "
-        "per epoch (validation/test: one fixed draw)"
+        default="dynamic" if with_defaults else None,
+        help="dynamic: a fresh Bernoulli draw per epoch (validation/test: one fixed draw), so "
+        "likelihoods are in nats; static: threshold at 0.5; none: grey levels (no likelihood)"
         + ("" if with_defaults else "; default: the run's"),
     )
     group.add_argument("--data-dir", metavar="DIR", help="TFDS data directory")
@@ -250,6 +295,15 @@ def _add_train_command(commands, common: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--learning-rate", type=float, default=1e-3, metavar="LR", help="Adam learning rate"
+    )
+    train.add_argument(
+        "--model-option",
+        type=_model_option,
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="another argument of the model's __init__, VALUE a JSON literal (a bare word is "
+        f"text); repeatable. By model: {_options_by_model()}",
     )
     train.add_argument(
         "--val-size",
@@ -334,19 +388,48 @@ def _add_evaluate_command(commands, common: argparse.ArgumentParser) -> None:
         commands,
         common,
         "evaluate",
-        help="print test metrics of a run or .keras file",
+        help="measure a run: test NLL, active units, PSNR, conditional accuracy",
         description=_wrap(
-            "Evaluate a trained model on a test split and print its metrics (the "
-            "dataset and binarisation default to those in the run's config.json)."
+            "Evaluate a trained model on a test split, print its metrics and merge them into "
+            "the run's metrics.json (the dataset and binarisation default to those in the "
+            "run's config.json)."
         ),
         epilog=_EVALUATE_EPILOG,
     )
     _add_run_argument(evaluate)
     evaluate.add_argument("--split", default="test", help="split to evaluate, e.g. test[:1000]")
     evaluate.add_argument("--limit", type=_positive_int, help="evaluate the first N examples")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=512, help="batch size")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of dynamic binarisation")
+    evaluate.add_argument(
+        "--num-samples",
+        type=_positive_int,
+        default=1000,
+        metavar="K",
+        help="importance samples per image for the NLL",
+    )
+    evaluate.add_argument(
+        "--samples-per-class",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="samples per class for a conditional model's accuracy",
+    )
+    evaluate.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="batch size (default: 512 for the losses, the estimators' own for the NLL)",
+    )
+    evaluate.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the importance samples, denoising noise and conditional samples (the "
+        "test images are binarised with a fixed seed)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--no-write", action="store_true", help="do not merge the metrics into metrics.json"
+    )
     _data_options(evaluate, with_defaults=False)
 
 

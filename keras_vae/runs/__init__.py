@@ -6,19 +6,22 @@ What `keras-vae train` does, a notebook does in three lines:
 from keras_vae import runs
 
 run = runs.train("runs/vae", model="vae", arch="mlp", latent_dim=16, epochs=15)
-run.metrics["loss"]  # the test negative ELBO in nats per image, as in metrics.json
+run.metrics["loss"]  # the test negative ELBO in nats per image (dynamically binarised data)
 ```
 
 and later, from the folder: ``run = runs.load("runs/vae")`` (``run.model``, ``run.settings``),
-``runs.evaluate(run, binarize="dynamic")``, ``runs.generate(run, 64, path="samples.png")``,
-``runs.reconstruct(run, 16, path="reconstructions.png")``, ``runs.export(run, "exported/vae")``.
+``runs.evaluate(run, num_samples=1000, write=True)`` (the importance-weighted NLL and the
+rest of `keras_vae.evaluation`, merged into metrics.json),
+``runs.generate(run, 64, path="samples.png")``, ``runs.reconstruct(run, 16,
+path="reconstructions.png")``, ``runs.export(run, "exported/vae")``.
 
 A run folder holds:
 
 - ``config.json``: every setting of `train`, the splits, the backend and the versions;
 - ``model.keras``: the trained model (`load` reads it with ``safe_mode=True``);
 - ``history.csv`` (one row per epoch, written as training goes) and ``history.json``;
-- ``metrics.json``: the test metrics (`evaluate`'s, plus the split and the training time);
+- ``metrics.json``: the test metrics (the losses and PSNR after training; `evaluate` with
+  ``write=True`` adds the NLL, active units, conditional accuracy...), the split, the time;
 - ``backup/`` while the run is unfinished: the state after the last completed epoch, from which
   the same `train` call (or ``resume=True``) goes on after a kill and ends with the weights and
   metrics of an uninterrupted run. It is deleted last, once everything else is written;
@@ -30,11 +33,13 @@ A run folder holds:
 Models come from the registry `keras_vae.models.MODELS` and are asked what they can do
 (``conditional``, ``generative``, ``denoising``, ``num_latent_outputs``); each gets only the
 options its ``__init__`` takes. Errors name each setting by its `keras-vae train` flag
-(``--latent-dim`` for ``latent_dim``): settings that cannot work together, or that do not fit
-the run folder, raise `SettingsError`.
+(``--latent-dim`` for ``latent_dim``); ``model_options`` (``--model-option NAME=VALUE``) pass
+any other argument of the model's ``__init__`` (`option_names`). Settings that cannot work
+together, or that do not fit the run folder, raise `SettingsError`.
 """
 
 # `NAME as NAME`: public too, outside __all__ as before (the CLI and tests read them).
+from keras_vae.runs.commands import CLASSIFIER_DIR as CLASSIFIER_DIR
 from keras_vae.runs.commands import Reconstructions, evaluate, export, generate, reconstruct
 from keras_vae.runs.commands import Report as Report
 from keras_vae.runs.errors import RunWarning, SettingsError
@@ -45,8 +50,8 @@ from keras_vae.runs.folder import HISTORY_JSON as HISTORY_JSON
 from keras_vae.runs.folder import METRICS_FILE as METRICS_FILE
 from keras_vae.runs.folder import MODEL_FILE as MODEL_FILE
 from keras_vae.runs.folder import Run, load
-from keras_vae.runs.metrics import format_metrics
-from keras_vae.runs.models import accepts, fits_arch, model_names
+from keras_vae.runs.metrics import format_metrics, metric_units
+from keras_vae.runs.models import accepts, fits_arch, model_names, option_names
 from keras_vae.runs.settings import ARCHS as ARCHS
 from keras_vae.runs.settings import BINARIZE as BINARIZE
 from keras_vae.runs.settings import DEFAULT_BETA as DEFAULT_BETA
@@ -69,7 +74,9 @@ __all__ = [
     "format_metrics",
     "generate",
     "load",
+    "metric_units",
     "model_names",
+    "option_names",
     "reconstruct",
     "train",
 ]

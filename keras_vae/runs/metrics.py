@@ -1,15 +1,12 @@
-"""The data a run is evaluated on, and its metrics: ``model.evaluate``'s, pixel MSE and PSNR."""
+"""The data a run is evaluated on, and its metrics (`keras_vae.evaluation`) with their units."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
-
-from keras_vae import data
+from keras_vae import data, evaluation
+from keras_vae.evaluation import TEST_BINARIZE_SEED
 from keras_vae.runs.folder import Run
-from keras_vae.runs.models import _fit_args, _reconstruct
 
 
 def _binarize_mode(value: str | None) -> str | None:
@@ -34,8 +31,9 @@ def _data_settings(run: Run, **overrides: Any) -> dict[str, Any]:
     return merged
 
 
-def _load_eval_arrays(settings: dict[str, Any], split: str, seed: int):
-    # Dynamic binarisation of held-out data is one fixed draw, so metrics are reproducible.
+def _load_eval_arrays(settings: dict[str, Any], split: str, seed: int = TEST_BINARIZE_SEED):
+    # Dynamic binarisation of held-out data is one fixed draw, so metrics are reproducible:
+    # the test split's is evaluation.TEST_BINARIZE_SEED's for every run.
     return data.load_numpy(
         settings["dataset"],
         split,
@@ -52,37 +50,64 @@ def _check_labels(model, labels, dataset: str) -> None:
         )
 
 
-def _psnr_db(mse: float) -> float:
-    return float(10.0 * math.log10(1.0 / max(mse, 1e-12)))
-
-
 def _metrics(model, x, labels, batch_size: int) -> dict[str, Any]:
-    """``model.evaluate`` on the arrays, plus the pixel MSE and PSNR of the reconstructions."""
-    results = model.evaluate(
-        *_fit_args(model, x, labels), batch_size=batch_size, verbose=0, return_dict=True
-    )
-    metrics: dict[str, Any] = {name: float(value) for name, value in results.items()}
-    mse = float(np.mean(np.square(_reconstruct(model, x, labels) - x)))
-    metrics["pixel_mse"] = mse
-    metrics["psnr_db"] = _psnr_db(mse)
-    if model.denoising:  # how well it removes its own training noise
-        denoised = _reconstruct(model, model.corrupt(x, seed=0), labels)
-        metrics["denoised_psnr_db"] = _psnr_db(float(np.mean(np.square(denoised - x))))
+    """``model.evaluate`` on the arrays, the pixel MSE and mean PSNR of the reconstructions."""
+    metrics = evaluation.reconstruction_metrics(model, x, labels, batch_size=batch_size)
     metrics["num_examples"] = len(x)
     return metrics
 
 
-def format_metrics(metrics: dict[str, Any], title: str) -> str:
-    """The title, then one aligned ``name  value`` line per metric.
+_DATA_KINDS = {
+    "dynamic": "dynamically binarised",
+    "static": "binarised at 0.5",
+    None: "grey levels",
+}
 
-    >>> print(format_metrics({"loss": 251.23456, "num_examples": 512}, "test metrics:"))
+
+def metric_units(model, binarize: str | None) -> str:
+    """What a run's losses are, by its model and binarisation: nats only for likelihoods.
+
+    >>> from keras_vae.models import AE
+    >>> metric_units(AE, "dynamic")
+    "dynamically binarised; losses per image in the model's own units: it has no likelihood"
+    """
+    kind = _DATA_KINDS[_binarize_mode(binarize)]
+    if model.has_likelihood and _binarize_mode(binarize) is not None:
+        return f"{kind}; losses in nats per image"
+    if model.has_likelihood:
+        return (
+            f"{kind}; losses per image, not nats: a Bernoulli cross-entropy on grey levels is "
+            "no log-probability"
+        )
+    return f"{kind}; losses per image in the model's own units: it has no likelihood"
+
+
+def _no_likelihood_reason() -> str:
+    return (
+        "the run's images are grey levels (--binarize none), which its Bernoulli likelihood "
+        "is no density of: no NLL or negative ELBO in nats is reported (train with "
+        "--binarize dynamic, the default, for them)"
+    )
+
+
+def format_metrics(metrics: dict[str, Any], title: str) -> str:
+    """The title, then one aligned ``name  value`` line per metric (lists on one line).
+
+    >>> print(format_metrics({"loss": 251.23456, "per_class": [0.5, 0.25]}, "test metrics:"))
     test metrics:
-      loss          251.235
-      num_examples  512
+      loss       251.235
+      per_class  0.5 0.25
     """
     width = max(len(name) for name in metrics)
     lines = [title]
     for name, value in metrics.items():
-        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lines.append(f"  {name:<{width}}  {shown}")
+        lines.append(f"  {name:<{width}}  {_shown(value)}")
     return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{item:.3g}" if isinstance(item, float) else str(item) for item in value)
+    return str(value)

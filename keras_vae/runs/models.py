@@ -7,7 +7,8 @@ each gets only the options its ``__init__`` takes.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keras_vae import architectures
@@ -27,6 +28,58 @@ def accepts(model_class: type, option: str) -> bool:
     return any(p.name == option and p.kind in named for p in parameters)
 
 
+# Constructor parameters that a flag of `train` or the data set, not --model-option.
+_SET_ELSEWHERE = {
+    "encoder": "--arch",
+    "decoder": "--arch",
+    "beta": "--beta",
+    "noise_stddev": "--noise-stddev",
+    "seed": "--seed",
+    "num_classes": "the dataset",
+}
+
+
+def option_names(model_class: type) -> tuple[str, ...]:
+    """The ``__init__`` parameters of ``model_class`` that ``--model-option`` may set.
+
+    >>> from keras_vae.models import VAE
+    >>> option_names(VAE)
+    ('reconstruction_loss', 'from_logits', 'free_bits')
+    """
+    parameters = inspect.signature(model_class.__init__).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(
+        p.name
+        for p in parameters
+        if p.kind in named and p.name != "self" and p.name not in _SET_ELSEWHERE
+    )
+
+
+def _check_model_options(name: str, options: Any) -> dict[str, Any]:
+    """``options`` for ``--model name``: each a parameter of its ``__init__``, JSON-able."""
+    model_class = _model_class(name)
+    if not isinstance(options, Mapping):
+        raise SettingsError(f"--model-option: expected NAME=VALUE pairs, got {options!r}")
+    for option, value in options.items():
+        if option in _SET_ELSEWHERE:
+            raise SettingsError(
+                f"--model-option {option}: set by {_SET_ELSEWHERE[option]}, not --model-option"
+            )
+        if not accepts(model_class, option):
+            takes = ", ".join(option_names(model_class)) or "none"
+            raise SettingsError(
+                f"--model-option {option}: --model {name} takes no option {option!r} "
+                f"(its options: {takes})"
+            )
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise SettingsError(
+                f"--model-option {option}: the value must be a JSON literal, got {value!r}"
+            ) from None
+    return dict(sorted(options.items()))
+
+
 def fits_arch(model_class: type, arch: str) -> bool:
     """Whether architecture ``arch`` can serve ``model_class``: the SegNet decoder needs the
     encoder's pooling indices, so only a plain code without labels or generation fits it."""
@@ -39,8 +92,8 @@ def fits_arch(model_class: type, arch: str) -> bool:
 def model_names(where: Callable[[type], bool] | None = None) -> tuple[str, ...]:
     """Names in `keras_vae.models.MODELS` whose class satisfies ``where`` (all by default).
 
-    >>> model_names(lambda model_class: model_class.generative)
-    ('vae', 'cvae')
+    >>> model_names(lambda model_class: model_class.conditional)
+    ('cvae',)
     """
     return tuple(name for name, cls in MODELS.items() if where is None or where(cls))
 
@@ -92,7 +145,14 @@ def _build_model(settings: dict[str, Any], image_shape: tuple[int, ...], num_cla
         "condition_decoder": True,
     }
     taken = {name: value for name, value in options.items() if accepts(model_class, name)}
-    return model_class(encoder, decoder, **taken)
+    chosen = settings.get("model_options") or {}
+    try:
+        return model_class(encoder, decoder, **{**taken, **chosen})
+    except (ValueError, TypeError) as error:
+        if not chosen:
+            raise
+        names = ", ".join(chosen)
+        raise SettingsError(f"--model-option {names}: {' '.join(str(error).split())}") from error
 
 
 # ------------------------------------------------------------------------- the numpy API

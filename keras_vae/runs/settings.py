@@ -3,6 +3,7 @@ and the settings an unfinished run was started with that differ from this comman
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -27,6 +28,8 @@ DEFAULT_NOISE_STDDEV = 0.3
 _NOT_COMPARED = frozenset(
     {"data_dir", "idx_dir", "no_download", "keras_version", "keras_vae_version"}
 )
+# What a setting added since a run was written meant before it existed.
+_ABSENT_SETTINGS = {"model_options": {}}
 _DERIVED_SETTINGS = {
     "splits": "the splits (from --limit, --val-size and the dataset's size)",
     "image_shape": "the dataset's image shape",
@@ -111,6 +114,8 @@ def _splits(num_examples: dict[str, int], limit: int | None, val_size: int) -> d
 def _shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return " ".join(f"{key}={json.dumps(item)}" for key, item in value.items()) or "none"
     return "unset" if value is None else str(value)
 
 
@@ -118,7 +123,7 @@ def _differing_settings(saved: dict[str, Any], settings: dict[str, Any]) -> list
     """``--flag SAVED (this command: NEW)`` for each setting of ``settings`` that differs."""
     differing = []
     for key, value in settings.items():
-        if key in _NOT_COMPARED or saved.get(key) == value:
+        if key in _NOT_COMPARED or saved.get(key, _ABSENT_SETTINGS.get(key)) == value:
             continue
         name = _DERIVED_SETTINGS.get(key, _flag(key))
         differing.append(f"{name} {_shown(saved.get(key))} (this command: {_shown(value)})")

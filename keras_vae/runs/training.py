@@ -7,8 +7,9 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -34,8 +35,9 @@ from keras_vae.runs.metrics import (
     _load_eval_arrays,
     _metrics,
     format_metrics,
+    metric_units,
 )
-from keras_vae.runs.models import _build_model, _fit_args, _model_class
+from keras_vae.runs.models import _build_model, _check_model_options, _fit_args, _model_class
 from keras_vae.runs.pictures import _write_pictures
 from keras_vae.runs.settings import (
     DEFAULT_BETA,
@@ -79,7 +81,8 @@ def train(
     hidden_units: Sequence[int] | None = None,
     filters: Sequence[int] | None = None,
     learning_rate: float = 1e-3,
-    binarize: str = "none",
+    model_options: Mapping[str, Any] | None = None,
+    binarize: str = "dynamic",
     data_dir: str | None = None,
     idx_dir: str | None = None,
     download: bool = True,
@@ -118,8 +121,12 @@ def train(
         hidden_units: dense widths (default mlp 512,256; conv 256; segnet none).
         filters: conv/segnet channels per level (default 32,64).
         learning_rate: Adam learning rate.
-        binarize: ``"none"``, ``"static"`` (threshold 0.5) or ``"dynamic"`` (a fresh draw per
-            epoch; validation/test: one fixed draw).
+        model_options: more arguments of the model's ``__init__`` by name (``--model-option``),
+            JSON-able values, e.g. ``{"num_samples": 5}`` for an IWAE; see
+            `keras_vae.runs.models.option_names`.
+        binarize: ``"dynamic"`` (default: a fresh Bernoulli draw per epoch; validation/test:
+            one fixed draw, so a model with a likelihood reports nats), ``"static"``
+            (threshold 0.5) or ``"none"`` (grey levels: losses are not likelihoods).
         data_dir: TFDS data directory.
         idx_dir: a directory of MNIST-format IDX files.
         download: whether TFDS may download the dataset.
@@ -149,6 +156,7 @@ def train(
     say = report or (lambda message: None)
     given = dict(locals())
     _check_train_settings(model, arch, given)
+    model_options = _check_model_options(model, model_options or {})
     model_class = _model_class(model)
     out = Path(out)
     info = data.info(dataset, data_dir=data_dir, idx_dir=idx_dir)
@@ -173,6 +181,7 @@ def train(
         "hidden_units": list(hidden),
         "filters": list(DEFAULT_FILTERS if filters is None else filters),
         "learning_rate": learning_rate,
+        "model_options": model_options,
         "binarize": binarize,
         "data_dir": data_dir,
         "idx_dir": idx_dir,
@@ -189,8 +198,10 @@ def train(
         "keras_version": keras.__version__,
         "keras_vae_version": __version__,
     }
-    resuming = _prepare_folder(out, settings, resume=resume, overwrite=overwrite)
     keras.utils.set_random_seed(seed)
+    # Built before the folder is touched: a --model-option the model refuses writes nothing.
+    autoencoder = _build_model(settings, tuple(info.image_shape), info.num_classes)
+    resuming = _prepare_folder(out, settings, resume=resume, overwrite=overwrite)
     # Epoch e's order is drawn from (seed, e), so a resumed run sees the epochs it missed.
     data_epoch = callbacks.DataEpoch()
     train_data = data.load(
@@ -204,7 +215,7 @@ def train(
         **_data_kwargs(settings),
     )
     x_val, y_val = _load_eval_arrays(settings, splits["validation"], seed=seed + 1)
-    x_test, y_test = _load_eval_arrays(settings, splits["test"], seed=seed + 2)
+    x_test, y_test = _load_eval_arrays(settings, splits["test"])  # evaluate's draw
     say(
         f"{model} ({arch}, latent_dim {latent_dim}) on {dataset}: {splits['train']} for "
         f"training, {len(x_val)} validation and {len(x_test)} test examples; backend "
@@ -219,7 +230,6 @@ def train(
         _keep_csv_rows(out / HISTORY_CSV, done)
         say(f"resuming {out} after epoch {done} of {epochs}, from {out / BACKUP_DIR}")
 
-    autoencoder = _build_model(settings, tuple(info.image_shape), info.num_classes)
     autoencoder.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         jit_compile={"auto": "auto", "on": True, "off": False}[jit],
@@ -242,7 +252,10 @@ def train(
     metrics["split"] = splits["test"]
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     _write_json(out / METRICS_FILE, metrics)
-    say(format_metrics(metrics, f"test metrics ({splits['test']}, nats per image):"))
+    units = metric_units(autoencoder, binarize)
+    say(format_metrics(metrics, f"test metrics ({splits['test']}, {units}):"))
+    if autoencoder.has_likelihood:
+        say(f"test NLL (importance weighted, K=1000) and more: keras-vae evaluate {out}")
 
     if plots:
         try:
