@@ -164,11 +164,12 @@ def test_the_contractive_weight_lowers_the_jacobian_norm():
         )
         model = ContractiveAE(encoder, decoder, contractive_weight=weight)
         model.compile(optimizer=keras.optimizers.Adam(0.01))
-        model.fit(x, epochs=15, batch_size=32, verbose=0)
+        model.fit(x, epochs=20, batch_size=64, verbose=0)
         norms[weight] = model.jacobian_norm(x_test).mean()
         errors[weight] = np.mean(np.square(model.reconstruct(x_test) - x_test))
-    assert norms[0.3] < 0.3 * norms[0.0]
-    assert errors[0.3] < 0.15  # it still reconstructs (the data's variance is 1/12 per unit)
+    # Measured 0.04-0.09 of the norm for 1.07-1.24 times the error on the three backends.
+    assert norms[0.3] < 0.2 * norms[0.0]
+    assert errors[0.3] < 1.4 * errors[0.0]
 
 
 def test_encoder_side_effects_happen_once_with_the_penalty():

@@ -28,6 +28,7 @@ CASES = {
     ),
     "dae_denoising.py": ([], ["denoising.png", "noise_levels.png", "loss_curves.png"]),
     "iwae_likelihood.py": ([], ["log_likelihood_by_k.png", "samples.png"]),
+    "contractive_ae.py": ([], ["sensitivity.png", "noisy_reconstructions.png", "loss_curves.png"]),
     "conv_ae_unpooling.py": ([], ["reconstructions.png", "switches.png", "loss_curves.png"]),
     "dropin_layers.py": ([], ["samples.png", "reconstructions.png", "loss_curves.png"]),
     "other_backends.py": (["--backend", "jax"], ["samples.png", "loss_curves.png"]),

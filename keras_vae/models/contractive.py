@@ -66,16 +66,21 @@ class ContractiveAE(AE):
       ``latent_dim`` VJPs. Evaluation uses the same estimate.
 
     The code is the encoder's first output; the penalty treats examples as encoded
-    independently (no batch statistics in training mode).
+    independently (no batch statistics in training mode). An unbounded (linear) code can
+    also lower the penalty by shrinking as a whole while the decoder scales it back up, so
+    compare codes' sensitivity relative to their size (``examples/contractive_ae.py``);
+    Rifai et al. use sigmoid codes.
 
     Args:
         encoder: Keras layer or model mapping data to codes (then optional extras for the
             decoder).
         decoder: Keras layer or model mapping codes (``[code, *extras]``) back to data space.
         contractive_weight: finite float in ``[0, 1e6]``, the weight ``lambda`` of the
-            penalty. The default 0.1 contracts an MLP on Fashion-MNIST's 784 pixels with the
-            summed ``"mse"`` or ``"bernoulli"`` loss while it still reconstructs; 0 trains an
-            `AE` while logging its Jacobian norm.
+            penalty. The default 0.1, for losses summed over the data dimensions: an MLP
+            (784-512-256-16) on 10,000 Fashion-MNIST images, 5 epochs, ends with an 8x
+            (``"bernoulli"``) or 3.6x (``"mse"``) smaller test Jacobian norm than with 0, its
+            reconstruction loss 0.6 % or 1.3 % higher; 1.0 contracts 56x or 19x for 2.5 % or
+            12 %. 0 trains an `AE` while logging its Jacobian norm.
         reconstruction_loss: ``"mse"`` (sum of squared errors, default), ``"gaussian"``,
             ``"bernoulli"`` or a callable ``fn(x, outputs)``, as in `AE`.
         from_logits: ``True`` or ``False``; for ``"bernoulli"``, whether the decoder outputs
@@ -159,7 +164,8 @@ class ContractiveAE(AE):
 
         Exact by default (the unit vectors of the code space), whatever ``jacobian`` the model
         trains with; ``projections=m`` gives the random-projection estimate with ``m`` vectors
-        per example drawn by numpy from ``seed``. The encoder runs in inference mode.
+        per example drawn by numpy from ``seed``. The encoder runs in inference mode, compiled
+        once per call (`keras_vae.backends.inference_function`).
         """
         self._ensure_built()
         x = self._check_data(x)
@@ -169,7 +175,7 @@ class ContractiveAE(AE):
                 cotangents = unit_cotangents(ops.shape(batch)[0], self.latent_shape)
                 return backend_jacobian.squared_vjp_norms(self.encoder, batch, cotangents)[1]
 
-            return self._batched(exact, [x], batch_size)
+            return self._batched(backends.inference_function(exact), [x], batch_size)
         projections = check_int("projections", projections, 1, MAX_PROJECTIONS)
         # Example-major, so that the batches slice it with x; the step wants (m, batch, ...).
         noise = standard_normal((len(x), projections, *self.latent_shape), seed)
@@ -179,7 +185,7 @@ class ContractiveAE(AE):
             norms = backend_jacobian.squared_vjp_norms(self.encoder, batch, cotangents)[1]
             return norms / float(projections)
 
-        return self._batched(estimate, [x, noise], batch_size)
+        return self._batched(backends.inference_function(estimate), [x, noise], batch_size)
 
     def get_config(self):
         return {
