@@ -55,13 +55,16 @@ from keras_vae.models._inputs import InvalidInputError
 
 __all__ = [
     "CLASSIFIER_EPOCHS",
+    "NoDensityError",
     "TEST_BINARIZE_SEED",
     "ReferenceClassifier",
     "conditional_accuracy",
     "denoising_psnr",
     "evaluate_model",
+    "likelihood_metrics",
     "load_test_arrays",
     "psnr",
+    "reconstruction_metrics",
     "reference_classifier",
     "train_classifier",
 ]
@@ -77,6 +80,10 @@ _MAX_PSNR_DB = 100.0  # a perfect reconstruction: MSE floored at 1e-10
 
 
 Report = Callable[[str], None]
+
+
+class NoDensityError(InvalidInputError):
+    """Data that a model's likelihood is no density of (grey levels under a Bernoulli one)."""
 
 
 # ------------------------------------------------------------------------------ the data
@@ -213,8 +220,8 @@ def likelihood_metrics(
     """Test -ELBO and importance-weighted NLL (nats per image), active units, KL per dimension.
 
     For a model with ``has_likelihood``; ``labels`` for a conditional one (the NLL is then
-    ``-log p(x | y)``). Raises `keras_vae.InvalidInputError` where the model's likelihood is
-    no density of ``x`` (a Bernoulli likelihood and grey levels), before any estimate runs.
+    ``-log p(x | y)``). Raises `NoDensityError` where the model's likelihood is no density of
+    ``x`` (a Bernoulli likelihood and grey levels), before any estimate runs.
     """
     if not model.has_likelihood:
         raise ValueError(
@@ -222,7 +229,10 @@ def likelihood_metrics(
             f"received a {type(model).__name__}."
         )
     given = {"labels": labels} if model.conditional else {}
-    elbo = model.elbo(x, **given, num_samples=elbo_samples, batch_size=batch_size, seed=seed)
+    try:  # the first estimate checks the data against the likelihood, before any work
+        elbo = model.elbo(x, **given, num_samples=elbo_samples, batch_size=batch_size, seed=seed)
+    except InvalidInputError as error:
+        raise NoDensityError(" ".join(str(error).split())) from error
     log_px = model.log_likelihood(
         x, **given, num_samples=num_samples, batch_size=batch_size, seed=seed
     )
@@ -367,10 +377,10 @@ def evaluate_model(
             )
             if model.conditional:
                 metrics["nll_given_labels"] = True  # -log p(x | y), the class prior's
-        except InvalidInputError as error:  # raised before any estimate: nothing half done
+        except NoDensityError as error:  # raised before any estimate: nothing half done
             metrics["likelihood_not_reported"] = (
-                "the model's likelihood is no density of these data, so no NLL or negative "
-                f"ELBO in nats: {' '.join(str(error).split())}"
+                f"the model's likelihood is no density of these data, so no NLL or negative "
+                f"ELBO in nats: {error}"
             )
     if model.conditional and model.generative:
         if classifier is None:

@@ -118,6 +118,8 @@ def test_evaluate_model_says_why_grey_levels_get_no_likelihood():
     metrics = evaluation.evaluate_model(small(VAE), x, num_samples=5)
     assert "nll_nats" not in metrics and "negative_elbo_nats" not in metrics
     assert "must be binary" in metrics["likelihood_not_reported"]
+    with pytest.raises(evaluation.NoDensityError, match="must be binary"):
+        evaluation.likelihood_metrics(small(VAE), x, num_samples=5)
     assert np.isfinite(metrics["psnr_db"]) and np.isfinite(metrics["loss"])
 
 
