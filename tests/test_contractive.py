@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import to_numpy
 
-from keras_vae import ContractiveAE, architectures
+from keras_vae import ContractiveAE, InvalidInputError, architectures
 from keras_vae.models.contractive import MAX_PROJECTIONS
 
 DIM, LATENT = 6, 3
@@ -192,6 +192,20 @@ def test_encoder_side_effects_happen_once_with_the_penalty():
         activity,
         rtol=1e-3,
     )
+
+
+# ------------------------------------------------------------- serving, bad input
+def test_it_serves_as_an_ae_and_refuses_bad_input_before_training():
+    model = sigmoid_model()
+    assert list(model.serving_endpoints()) == ["serving_default", "encode", "decode"]
+    model.compile(optimizer="sgd")
+    x = data(n=8)
+    x[3, 2] = np.nan
+    with pytest.raises(InvalidInputError, match="x"):
+        model.fit(x, epochs=1, verbose=0)
+    assert int(to_numpy(model.optimizer.iterations)) == 0
+    with pytest.raises(InvalidInputError, match="shape"):
+        model.jacobian_norm(data(n=2, dim=DIM + 1))
 
 
 # -------------------------------------------------------------------- bad config
