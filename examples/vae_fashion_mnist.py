@@ -22,7 +22,7 @@ import os
 
 import keras
 
-from keras_vae import VAE, architectures, data, plotting
+from keras_vae import VAE, architectures, data, evaluation, plotting
 
 
 def parse_args():
@@ -39,12 +39,16 @@ def main():
     args = parse_args()
     keras.utils.set_random_seed(0)
     train_split = "train" if args.limit is None else f"train[:{args.limit}]"
-    # Images in [0, 1], shuffled every epoch; the test split serves as validation data here.
-    train = data.load("fashion_mnist", train_split, batch_size=args.batch_size, seed=0)
-    x_test, y_test = data.load_numpy("fashion_mnist", "test")
+    # Fresh binary draws of the images every epoch (dynamic binarisation), shuffled; the test
+    # split, binarised once with a fixed seed, serves as validation data here.
+    train = data.load(
+        "fashion_mnist", train_split, batch_size=args.batch_size, binarize="dynamic", seed=0
+    )
+    x_test, y_test = data.load_numpy("fashion_mnist", "test")  # grey levels, for pictures
+    x_bin, _ = evaluation.load_test_arrays("fashion_mnist")
     class_names = data.info("fashion_mnist").class_names  # "T-shirt/top", "Trouser", ...
     if args.limit is not None:
-        x_test, y_test = x_test[: args.limit], y_test[: args.limit]
+        x_test, y_test, x_bin = x_test[: args.limit], y_test[: args.limit], x_bin[: args.limit]
 
     # The encoder returns [z_mean, z_log_var]; the decoder returns logits for the Bernoulli loss.
     encoder, decoder = architectures.mlp(
@@ -53,11 +57,11 @@ def main():
     vae = VAE(encoder, decoder, reconstruction_loss="bernoulli", seed=0)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     # shuffle=False: data.load already reshuffles every epoch (fit cannot shuffle a dataset).
-    history = vae.fit(
-        train, epochs=args.epochs, validation_data=(x_test,), verbose=2, shuffle=False
-    )
-    metrics = vae.evaluate(x_test, batch_size=512, return_dict=True, verbose=0)
+    history = vae.fit(train, epochs=args.epochs, validation_data=(x_bin,), verbose=2, shuffle=False)
+    metrics = vae.evaluate(x_bin, batch_size=512, return_dict=True, verbose=0)
     print("test negative ELBO: {loss:.1f} nats (KL {kl_loss:.1f})".format(**metrics))
+    nll = -vae.log_likelihood(x_bin[:1000], num_samples=1000, seed=0).mean()
+    print(f"test NLL (importance-weighted, K=1000, first 1,000 images): {nll:.1f} nats")
 
     os.makedirs(args.out, exist_ok=True)
     out = args.out
