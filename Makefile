@@ -13,7 +13,7 @@ BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.
 	tests/test_export_backends.py tests/test_likelihood.py tests/test_iwae.py tests/test_prior.py \
 	tests/test_contractive.py
 
-.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-paired quality saved-models lint clean
+.PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-paired bench-contractive bench-likelihood quality saved-models lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ bench-steps: $(STAMP)
 
 bench-paired: $(STAMP) data
 	$(PY) -m benchmarks.paired --all
+
+# ms per training step of ContractiveAE (exact Jacobian, 1/4/16 projections) against a plain AE.
+bench-contractive: $(STAMP)
+	$(PY) -m benchmarks.contractive_cost --all
+
+# log_likelihood (MLP VAE, K=1000 on the 10,000 test images) against the matmul ceiling.
+bench-likelihood: $(STAMP) data
+	$(PY) -m benchmarks.likelihood_speed
 
 # Test NLL (K=1000), -ELBO, active units and conditional accuracy of keras_vae's models and the
 # peers on dynamically binarised Fashion-MNIST: benchmarks/results/quality.{md,json}.
