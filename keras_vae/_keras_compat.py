@@ -152,6 +152,16 @@ def set_jax_loop_state(model: keras.Model, state: dict) -> None:
     object.__setattr__(model, "_jax_state", state)
 
 
+def unsynced_jax_optimizer_state(model: keras.Model) -> list | None:
+    """The optimizer values of Keras' JAX loop state that ``jax_state_sync`` has yet to write
+    back, or None: a model with several optimizers writes back the part Keras does not (Keras
+    writes ``model.optimizer``'s alone)."""
+    state = getattr(model, "_jax_state", None)
+    if not state or getattr(model, "_jax_state_synced", True):
+        return None
+    return state.get("optimizer_variables") or None
+
+
 # ------------------------------------------------------------------ overridden hooks
 # backend -> {hook: arguments the override passes on}, for the private Keras methods that
 # keras_vae overrides (or calls from an override) and where each override lives.
@@ -177,8 +187,13 @@ OVERRIDDEN_HOOKS = {
             "optimizer_variables",
             "metrics_variables",
         ),
-        # ... and each step's new state in a multi-step call (Keras 3.7+).
+        # ... and each step's new state in a multi-step call (Keras 3.7+). The loop state holds
+        # every phase optimizer's variables (models with several optimizers), written back
+        # (jax_state_sync, Keras 3.0+) and sharded (checked on Keras 3.15) like
+        # model.optimizer's.
         "_make_function": ("step_function", "concatenate_outputs"),
+        "jax_state_sync": (),
+        "_get_state_sharding_spec": (),
     },
 }
 

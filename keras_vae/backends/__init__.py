@@ -3,7 +3,11 @@
 Each backend module defines ``TrainStep``, a mixin with ``train_step``,
 ``test_step`` and ``compiles_optimizer_update()`` (True where the TensorFlow
 step runs the optimizer update under XLA on its own) for
-`keras_vae.models.BaseAutoencoder`; ``AUTO_STEPS_PER_EXECUTION`` and
+`keras_vae.models.BaseAutoencoder`. Its ``train_step`` runs the model's
+``training_phases()`` in turn, each a `TrainingPhase` (an optimizer, the variables it
+steps, the loss it minimises): one by default, one per optimizer for a model with several
+(`keras_vae.models.AdversarialAE`); `build_phase_optimizers(model)` gives each its state
+before training or loading; ``AUTO_STEPS_PER_EXECUTION`` and
 ``auto_steps_per_execution(model)``, the batches per compiled call that
 ``compile(steps_per_execution="auto")`` runs; ``no_grad()``, the
 context for inference outside ``fit``; ``inference_function(fn)``, ``fn`` compiled for the
@@ -25,6 +29,8 @@ stateless variables on JAX).
 
 import keras
 
+from keras_vae.backends import _shared
+
 _BACKEND = keras.backend.backend()
 
 if _BACKEND == "tensorflow":
@@ -45,6 +51,8 @@ EXPORT_TRACKS_LAYERS = _impl.EXPORT_TRACKS_LAYERS
 # SavedModel export runs in this process unless the backend module says how else (torch).
 export_saved_model = _impl.export_saved_model
 TrainStep = _impl.TrainStep
+TrainingPhase = _shared.TrainingPhase
+build_phase_optimizers = _shared.build_phase_optimizers
 checked_labels = _impl.checked_labels
 native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow
 datasets_must_keep_their_batch_size = _impl.datasets_must_keep_their_batch_size
@@ -58,6 +66,8 @@ __all__ = [
     "AUTO_STEPS_PER_EXECUTION",
     "EXPORT_TRACKS_LAYERS",
     "TrainStep",
+    "TrainingPhase",
+    "build_phase_optimizers",
     "auto_steps_per_execution",
     "checked_labels",
     "datasets_must_keep_their_batch_size",

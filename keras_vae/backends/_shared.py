@@ -1,5 +1,10 @@
 """Backend-agnostic pieces that more than one backend module uses."""
 
+import functools
+import operator
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 import keras
 from keras import ops
 
@@ -60,3 +65,97 @@ def export_in_this_process(model, filepath, write, verbose=True, **kwargs):
 def one_step_per_execution(model):
     """``compile(steps_per_execution="auto")`` on backends where it stays at 1."""
     return 1
+
+
+# ------------------------------------------------------------------- training phases
+class TrainingPhase(NamedTuple):
+    """One optimizer step of a training batch (see `PhasedTraining.training_phases`).
+
+    ``loss(x, y, sample_weight)`` runs the model in training mode and returns
+    ``(outputs, terms)``: the decoder's outputs (or None) and a dict of float32 scalars whose
+    ``"loss"`` the phase minimises; ``optimizer`` then steps ``variables`` (trainable
+    variables of the model) on its gradient.
+    """
+
+    optimizer: Any
+    variables: list
+    loss: Callable
+
+
+class PhasedTraining:
+    """The training phases every backend's ``TrainStep`` runs, in order, per batch.
+
+    A model states them in `training_phases`; the backend takes each phase's gradient and
+    optimizer step in turn (a phase sees the variables as the phases before it left them),
+    then logs the terms of all phases: ``"loss"`` the sum of theirs, the other terms as each
+    phase returns them, the outputs of the first phase that has some for the compiled
+    metrics. A model with one loss and one optimizer is the one-phase case, the default.
+    """
+
+    def training_phases(self) -> tuple[TrainingPhase, ...]:
+        """One phase by default: ``self.optimizer`` on every trainable variable, minimising
+        ``compute_total_loss``. A model with several optimizers returns one phase per step."""
+        return (TrainingPhase(self.optimizer, self.trainable_variables, self._total_loss_phase),)
+
+    def _total_loss_phase(self, x, y, sample_weight):
+        return self.compute_total_loss(x, y, sample_weight, training=True)
+
+    def make_train_function(self, force=False):
+        """Keras' own, once every phase's optimizer is built (`build_phase_optimizers`):
+        Keras builds ``self.optimizer`` alone before it makes the train function."""
+        build_phase_optimizers(self)
+        return super().make_train_function(force)
+
+
+def phase_optimizers(model) -> list:
+    """The distinct optimizers of ``model``'s training phases, ``model.optimizer`` first."""
+    optimizers = [] if model.optimizer is None else [model.optimizer]
+    for phase in model.training_phases():
+        if phase.optimizer is not None and all(phase.optimizer is not o for o in optimizers):
+            optimizers.append(phase.optimizer)
+    return optimizers
+
+
+def extra_optimizer_variables(model) -> list:
+    """The variables of ``model``'s phase optimizers other than ``model.optimizer``, in the
+    order of `phase_optimizers` (on JAX they follow ``model.optimizer.variables`` in the
+    state Keras' loop threads)."""
+    return [v for optimizer in phase_optimizers(model)[1:] for v in optimizer.variables]
+
+
+def build_phase_optimizers(model) -> None:
+    """Builds ``model.optimizer`` on every trainable variable (as Keras does), and every other
+    phase optimizer on the variables of the phases it steps (in the model's order), so each
+    has its state before a train function is made, a ``.keras`` file or a backup is loaded,
+    or Keras' JAX loop collects the state. Optimizers already built are left as they are."""
+    if model.optimizer is None or not model.built:
+        return
+    trainable = model.trainable_variables
+    if not model.optimizer.built:
+        model.optimizer.build(trainable)
+    order = {id(variable): index for index, variable in enumerate(trainable)}
+    phases = model.training_phases()
+    for optimizer in phase_optimizers(model)[1:]:
+        if optimizer.built:
+            continue
+        stepped = {
+            id(v): v for phase in phases if phase.optimizer is optimizer for v in phase.variables
+        }
+        optimizer.build(sorted(stepped.values(), key=lambda v: order.get(id(v), len(order))))
+
+
+def merge_phase_results(results):
+    """``(outputs, terms)`` of a batch from each phase's ``(outputs, terms)``: ``"loss"`` summed,
+    the other terms and the first outputs that are not None kept."""
+    if len(results) == 1:
+        return results[0]
+    outputs = next(
+        (phase_outputs for phase_outputs, _ in results if phase_outputs is not None), None
+    )
+    terms = {}
+    for _, phase_terms in results:
+        terms.update(phase_terms)
+    terms["loss"] = functools.reduce(
+        operator.add, [phase_terms["loss"] for _, phase_terms in results]
+    )
+    return outputs, terms

@@ -12,6 +12,7 @@ import jax
 import keras
 
 from keras_vae import _keras_compat
+from keras_vae.backends import _shared
 from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
     export_in_this_process,
     nan_rows_for_bad_labels,
@@ -41,15 +42,15 @@ _STATE_NAMES = {
 }
 
 
-class TrainStep:
+class TrainStep(_shared.PhasedTraining):
     def __setattr__(self, name, value):
         if name in _UNTRACKED_LOOP_STATE:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
 
-    # _get_jax_state and _make_function are private Keras hooks, listed (with the arguments
-    # passed on) in keras_vae._keras_compat.OVERRIDDEN_HOOKS.
+    # _get_jax_state, _make_function and _get_state_sharding_spec are private Keras hooks,
+    # listed (with the arguments passed on) in keras_vae._keras_compat.OVERRIDDEN_HOOKS.
     def _get_jax_state(
         self,
         trainable_variables=False,
@@ -58,11 +59,17 @@ class TrainStep:
         metrics_variables=False,
         purge_model_variables=False,
     ):
-        """Keras' state hand-over, keeping the state it purges from the variables as
-        ``_jax_state``, from which ``jax_state_sync`` (run in ``fit``'s ``finally``) writes it
-        back. Keras purges the variables before the first step of an epoch and writes the new
-        state back after it; when that step raises (keras_vae's input check refusing a batch
-        drawn inside a multi-step call), Keras 3.15 would leave the variables empty."""
+        """Keras' state hand-over, with two changes.
+
+        The optimizer part holds the variables of every phase optimizer (`training_phases`),
+        ``self.optimizer``'s first: Keras' loop threads only ``self.optimizer.variables``,
+        and reads back (`jax_state_sync`) only as many.
+
+        The state it purges from the variables is kept as ``_jax_state``, from which
+        ``jax_state_sync`` (run in ``fit``'s ``finally``) writes it back. Keras purges the
+        variables before the first step of an epoch and writes the new state back after it;
+        when that step raises (keras_vae's input check refusing a batch drawn inside a
+        multi-step call), Keras 3.15 would leave the variables empty."""
         requested = {
             "trainable_variables": trainable_variables,
             "non_trainable_variables": non_trainable_variables,
@@ -70,11 +77,36 @@ class TrainStep:
             "metrics_variables": metrics_variables,
         }
         state = super()._get_jax_state(**requested)
+        extra = _shared.extra_optimizer_variables(self) if optimizer_variables else []
+        if extra:
+            index = trainable_variables + non_trainable_variables  # optimizer's place in state
+            state = (
+                *state[:index],
+                state[index] + [variable.value for variable in extra],
+                *state[index + 1 :],
+            )
         if purge_model_variables:
             names = [name for name, wanted in requested.items() if wanted]
             _keras_compat.set_jax_loop_state(self, dict(zip(names, state)))
             self._purge_model_variables(**requested)
         return state
+
+    def jax_state_sync(self):
+        """Keras' own, which writes back ``self.optimizer``'s part of the optimizer state, then
+        the state of the other phase optimizers that follows it."""
+        values = _keras_compat.unsynced_jax_optimizer_state(self)
+        super().jax_state_sync()
+        extra = _shared.extra_optimizer_variables(self) if values else []
+        if extra:
+            for variable, value in zip(extra, values[len(values) - len(extra) :], strict=True):
+                variable.assign(value)
+
+    def _get_state_sharding_spec(self):
+        """Keras' shardings of the loop state, with those of the other phase optimizers'
+        variables after ``self.optimizer``'s (under a `keras.distribution`)."""
+        trainable, non_trainable, optimizer, metrics = super()._get_state_sharding_spec()
+        extra = [v.value.sharding for v in _shared.extra_optimizer_variables(self)]
+        return trainable, non_trainable, list(optimizer) + extra, metrics
 
     def _make_function(self, step_function, concatenate_outputs=False):
         """Keras' function over ``steps_per_execution`` batches, its steps keeping their new
@@ -128,6 +160,17 @@ class TrainStep:
         )
 
     def train_step(self, state, data):
+        phases = self.training_phases()
+        (first, *others) = phases
+        if (
+            not others
+            and first.loss == self._total_loss_phase
+            and first.optimizer is self.optimizer
+        ):
+            return self._one_phase_train_step(state, data)  # the default phase, as Keras' step
+        return self._phased_train_step(phases, state, data)
+
+    def _one_phase_train_step(self, state, data):
         trainable, non_trainable, optimizer_variables, metrics_variables = state
         gradient_fn = jax.value_and_grad(self._stateless_loss, has_aux=True)
         (loss, (logs, non_trainable, metrics_variables)), gradients = gradient_fn(
@@ -143,6 +186,72 @@ class TrainStep:
             optimizer_variables, gradients, trainable
         )
         return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
+
+    def _phased_train_step(self, phases, state, data):
+        """Each phase's gradient and optimizer step in turn, on the state the phase before
+        left; then the metrics of all phases (as Keras' own step updates them, after)."""
+        trainable, non_trainable, optimizer_values, metrics_values = (list(part) for part in state)
+        x, y, sample_weight = self.unpack_data(data)
+        trainable_variables = self.trainable_variables
+        position = {id(variable): index for index, variable in enumerate(trainable_variables)}
+        slots, start = {}, 0  # where each optimizer's variables lie in optimizer_values
+        for optimizer in _shared.phase_optimizers(self):
+            slots[id(optimizer)] = slice(start, start + len(optimizer.variables))
+            start += len(optimizer.variables)
+        results = []
+        for phase in phases:
+            indices = [position[id(variable)] for variable in phase.variables]
+            slot = slots[id(phase.optimizer)]
+
+            def phase_loss(
+                values,
+                trainable,
+                non_trainable,
+                metrics_values,
+                phase=phase,
+                indices=indices,
+                own_optimizer_values=optimizer_values[slot],
+            ):
+                trainable = list(trainable)
+                for index, value in zip(indices, values):
+                    trainable[index] = value
+                mapping = (
+                    list(zip(trainable_variables, trainable))
+                    + list(zip(self.non_trainable_variables, non_trainable))
+                    + list(zip(self.metrics_variables, metrics_values))
+                )
+                with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+                    outputs, terms = phase.loss(x, y, sample_weight)
+                optimizer_mapping = list(zip(phase.optimizer.variables, own_optimizer_values))
+                with keras.StatelessScope(state_mapping=optimizer_mapping):
+                    loss = phase.optimizer.scale_loss(terms["loss"])
+                return loss, (
+                    outputs,
+                    terms,
+                    _current(scope, self.non_trainable_variables),
+                    _current(scope, self.metrics_variables),
+                )
+
+            values = [trainable[index] for index in indices]
+            (_, (outputs, terms, non_trainable, metrics_values)), gradients = jax.value_and_grad(
+                phase_loss, has_aux=True
+            )(values, trainable, non_trainable, metrics_values)
+            gradients = zero_unless_finite(terms["loss"], gradients)
+            mapping = list(zip(trainable_variables, trainable)) + list(
+                zip(phase.optimizer.variables, optimizer_values[slot])
+            )
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                phase.optimizer.apply(gradients, phase.variables)
+            for index, variable in zip(indices, phase.variables):
+                trainable[index] = scope.get_current_value(variable)
+            optimizer_values[slot] = _current(scope, phase.optimizer.variables)
+            results.append((outputs, terms))
+        outputs, terms = _shared.merge_phase_results(results)
+        mapping = list(zip(self.metrics_variables, metrics_values))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            logs = self.update_metrics(x, y, sample_weight, outputs, terms)
+        metrics_values = _current(scope, self.metrics_variables)
+        return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
     def test_step(self, state, data):
         trainable, non_trainable, metrics_variables = state
@@ -189,6 +298,13 @@ def native_conv_transpose_is_slow():
 # the jitted step once per batch either way (only callbacks and the state hand-over are spared).
 AUTO_STEPS_PER_EXECUTION = 1
 auto_steps_per_execution = one_step_per_execution
+
+
+def _current(scope, variables):
+    """The values of ``variables`` in a `keras.StatelessScope`: assigned there, else mapped."""
+    return [
+        value if (value := scope.get_current_value(v)) is not None else v.value for v in variables
+    ]
 
 
 # ------------------------------------------------------------------- SavedModel export

@@ -23,22 +23,27 @@ from keras_vae.backends import _shared
 from keras_vae.backends._shared import zero_unless_finite
 
 
-class TrainStep:
+class TrainStep(_shared.PhasedTraining):
     def train_step(self, data):
         x, y, sample_weight = self.unpack_data(data)
-        with tf.GradientTape() as tape:
-            outputs, terms = self.compute_total_loss(x, y, sample_weight, training=True)
-            # Per-replica mean over global batch / replicas: gradients sum across replicas.
-            loss = _keras_compat.scale_loss_for_distribution(terms["loss"])
-            loss = self.optimizer.scale_loss(loss)
-        trainable_weights = self.trainable_weights
-        gradients = tape.gradient(loss, trainable_weights)
-        if self.compiles_optimizer_update():
-            # The guard against a NaN loss is fused into the XLA update there (no extra pass).
-            self._compiled_update(trainable_weights)(list(gradients), terms["loss"])
-        else:
-            gradients = zero_unless_finite(terms["loss"], gradients)
-            self.optimizer.apply_gradients(zip(gradients, trainable_weights))
+        results = []
+        for phase in self.training_phases():  # unrolled when traced: one graph for all phases
+            with tf.GradientTape() as tape:
+                outputs, terms = phase.loss(x, y, sample_weight)
+                # Per-replica mean over global batch / replicas: gradients sum across replicas.
+                loss = _keras_compat.scale_loss_for_distribution(terms["loss"])
+                loss = phase.optimizer.scale_loss(loss)
+            gradients = tape.gradient(loss, phase.variables)
+            if self.compiles_optimizer_update(phase.optimizer):
+                # The guard against a NaN loss is fused into the XLA update there (no extra pass).
+                self._compiled_update(phase.optimizer, phase.variables)(
+                    list(gradients), terms["loss"]
+                )
+            else:
+                gradients = zero_unless_finite(terms["loss"], gradients)
+                phase.optimizer.apply_gradients(zip(gradients, phase.variables))
+            results.append((outputs, terms))
+        outputs, terms = _shared.merge_phase_results(results)
         return _logs_for_reduction(self, self.update_metrics(x, y, sample_weight, outputs, terms))
 
     def test_step(self, data):
@@ -63,34 +68,38 @@ class TrainStep:
             iterator = None
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def compiles_optimizer_update(self):
-        """Whether `train_step` runs the optimizer update as its own XLA computation."""
+    def compiles_optimizer_update(self, optimizer=None):
+        """Whether `train_step` runs the update of ``optimizer`` (default: ``self.optimizer``)
+        as its own XLA computation."""
         return (
             getattr(self, "_jit_compile_requested", None) == "auto"
             and not self.jit_compile
             and not self.run_eagerly
             and not _under_strategy(self)
-            and _is_keras_optimizer(self.optimizer)
+            and _is_keras_optimizer(self.optimizer if optimizer is None else optimizer)
         )
 
-    def _compiled_update(self, variables):
-        """``update(gradients, loss)``: the optimizer's ``apply`` (of zero gradients where
-        ``loss`` is not finite) in a ``tf.function(jit_compile=True)``, made once per optimizer
-        and list of variables (a recompile or a change of trainable variables makes a new one)."""
-        key = (id(self.optimizer), tuple(id(v) for v in variables))
-        cached = self.__dict__.get("_keras_vae_compiled_update")
-        if cached is None or cached[0] != key:
-            optimizer = self.optimizer
+    def _compiled_update(self, optimizer, variables):
+        """``update(gradients, loss)``: ``optimizer.apply`` (of zero gradients where ``loss`` is
+        not finite) to ``variables`` in a ``tf.function(jit_compile=True)``, made once per
+        optimizer and list of variables and kept while the phases of a step use the same ones
+        (a recompile or a change of trainable variables makes new ones)."""
+        key = (id(optimizer), tuple(id(v) for v in variables))
+        cache = self.__dict__.get("_keras_vae_compiled_update")
+        if cache is None or key not in cache:
             if not optimizer.built:
                 optimizer.build(variables)
 
             def update(gradients, loss):
                 optimizer.apply(zero_unless_finite(loss, gradients), variables)
 
-            cached = (key, tf.function(update, jit_compile=True))
+            # A new dict: the updates of optimizers the model no longer steps are dropped.
+            current = {id(o) for o in _shared.phase_optimizers(self)}
+            cache = {kept: fn for kept, fn in (cache or {}).items() if kept[0] in current}
+            cache[key] = tf.function(update, jit_compile=True)
             # Plain attribute: Keras' layer tracking has no business with a tf.function.
-            object.__setattr__(self, "_keras_vae_compiled_update", cached)
-        return cached[1]
+            object.__setattr__(self, "_keras_vae_compiled_update", cache)
+        return cache[key]
 
 
 def _first_replica_value(value):

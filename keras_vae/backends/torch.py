@@ -20,19 +20,24 @@ from keras_vae.backends._shared import (  # noqa: F401 (re-exported)
 )
 
 
-class TrainStep:
+class TrainStep(_shared.PhasedTraining):
     def train_step(self, data):
         x, y, sample_weight = self.unpack_data(data)
-        self.zero_grad()
-        outputs, terms = self.compute_total_loss(x, y, sample_weight, training=True)
-        loss = self.optimizer.scale_loss(terms["loss"])
-        loss.backward()
-        trainable_weights = self.trainable_weights[:]
+        results = []
+        for phase in self.training_phases():
+            self.zero_grad()
+            outputs, terms = phase.loss(x, y, sample_weight)
+            loss = phase.optimizer.scale_loss(terms["loss"])
+            loss.backward()
+            variables = phase.variables[:]
+            with torch.no_grad():
+                gradients = zero_unless_finite(
+                    terms["loss"], [variable.value.grad for variable in variables]
+                )
+                phase.optimizer.apply(gradients, variables)
+            results.append((outputs, terms))
+        outputs, terms = _shared.merge_phase_results(results)
         with torch.no_grad():
-            gradients = zero_unless_finite(
-                terms["loss"], [variable.value.grad for variable in trainable_weights]
-            )
-            self.optimizer.apply(gradients, trainable_weights)
             return self.update_metrics(x, y, sample_weight, outputs, terms)
 
     def test_step(self, data):
