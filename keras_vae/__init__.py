@@ -2,8 +2,8 @@
 
 Layers (`Sampling`, `KLDivergenceRegularizer`, `ClassMeanPrior`,
 `MaxPoolingWithArgmax2D`, `MaxUnpooling2D`, `SubPixelConv2DTranspose`) drop
-into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`, `ContractiveAE`) train with
-``fit`` on the TensorFlow, JAX and PyTorch backends.
+into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`, `ContractiveAE`,
+`AdversarialAE`) train with ``fit`` on the TensorFlow, JAX and PyTorch backends.
 
 The modules `keras_vae.callbacks`, `keras_vae.cli`, `keras_vae.data`, `keras_vae.evaluation`,
 `keras_vae.export`, `keras_vae.plotting` and `keras_vae.runs` are attributes
@@ -30,6 +30,7 @@ from keras_vae.layers import (
 )
 from keras_vae.models import AE, CVAE, DAE, VAE
 from keras_vae.models._inputs import InvalidInputError
+from keras_vae.models.adversarial import AdversarialAE
 from keras_vae.models.iwae import IWAE
 from keras_vae.models.contractive import ContractiveAE
 
@@ -51,6 +52,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AE",
+    "AdversarialAE",
     "CVAE",
     "ClassMeanPrior",
     "ContractiveAE",

@@ -242,6 +242,7 @@ TARGETS = [
         },
     ),
     (AE, "networks", {}, {"from_logits": BOOLS}),
+    (keras_vae.AdversarialAE, "networks", {}, {"seed": SEEDS, "from_logits": BOOLS}),
     (
         keras_vae.ContractiveAE,
         "networks",

@@ -4,6 +4,7 @@
 model tests by its line here.
 """
 
+from keras_vae.models.adversarial import AdversarialAE
 from keras_vae.models.ae import AE
 from keras_vae.models.base import BaseAutoencoder
 from keras_vae.models.contractive import ContractiveAE
@@ -17,8 +18,19 @@ MODELS = {
     "dae": DAE,
     "vae": VAE,
     "cvae": CVAE,
+    "aae": AdversarialAE,
     "iwae": IWAE,
     "cae": ContractiveAE,
 }
 
-__all__ = ["AE", "BaseAutoencoder", "CVAE", "ContractiveAE", "DAE", "IWAE", "MODELS", "VAE"]
+__all__ = [
+    "AE",
+    "AdversarialAE",
+    "BaseAutoencoder",
+    "CVAE",
+    "ContractiveAE",
+    "DAE",
+    "IWAE",
+    "MODELS",
+    "VAE",
+]
