@@ -237,15 +237,18 @@ def dump(result: dict, path: str | None):
         print(text)
 
 
-def run_module(module: str, backend: str, arguments: list[str]) -> dict:
-    """``python -m module *arguments --out F`` in a fresh process on ``backend``: its JSON."""
+def run_module(module: str, backend: str, arguments: list[str], env: dict | None = None) -> dict:
+    """``python -m module *arguments --out F`` in a fresh process on ``backend``: its JSON.
+
+    ``env``: more environment variables for that process.
+    """
     import subprocess
     import sys
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [sys.executable, "-m", module, *arguments, "--out", out.name]
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
         return json.loads(Path(out.name).read_text())
 
