@@ -27,6 +27,7 @@ CASES = {
         ["class_conditional.png", "samples_per_class_mean.png", "latent_scatter.png"],
     ),
     "dae_denoising.py": ([], ["denoising.png", "noise_levels.png", "loss_curves.png"]),
+    "adversarial_ae.py": ([], ["codes.png", "samples.png", "ae_samples.png", "loss_curves.png"]),
     "iwae_likelihood.py": ([], ["log_likelihood_by_k.png", "samples.png"]),
     "contractive_ae.py": ([], ["sensitivity.png", "noisy_reconstructions.png", "loss_curves.png"]),
     "conv_ae_unpooling.py": ([], ["reconstructions.png", "switches.png", "loss_curves.png"]),
