@@ -102,6 +102,14 @@ def set_initial_epoch(model: keras.Model, epoch: int | None) -> None:
     model._initial_epoch = epoch
 
 
+def optimizer_built_on(optimizer) -> list:
+    """The variables ``optimizer`` was built on, in its order (``_trainable_variables``,
+    Keras 3.0+; no public getter): `Optimizer.stateless_apply` takes values and gradients for
+    exactly these, and a JAX step of a model with several optimizers maps a phase's
+    gradients onto them (None, which Keras skips, for variables the phase does not step)."""
+    return list(optimizer._trainable_variables)
+
+
 def sublayers(model: keras.Model) -> list[keras.layers.Layer]:
     """Every layer inside ``model``, at any depth (``Layer._flatten_layers``, Keras 3.0+):
     ``model.layers`` misses layers held inside other layers."""
@@ -229,6 +237,11 @@ def missing(backend: str | None = None) -> list[str]:
         "Model._compile_config": lambda: "steps_per_execution" in model._compile_config.config,
         "Model._initial_epoch": lambda: "_initial_epoch" in vars(model),
         "Layer._flatten_layers": lambda: model.layers[-1] in sublayers(model),
+        "Optimizer._trainable_variables": lambda: (
+            model.optimizer.build(model.trainable_variables) is None
+            and [id(v) for v in optimizer_built_on(model.optimizer)]
+            == [id(v) for v in model.trainable_variables]
+        ),
         "TensorBoard._start_batch": lambda: "_start_batch" in vars(keras.callbacks.TensorBoard()),
     }
     for name in STEP_FUNCTIONS:

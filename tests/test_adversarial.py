@@ -211,6 +211,46 @@ def test_bad_arguments_are_refused_naming_them():
         model.compile(optimizer=optimizer, discriminator_optimizer=optimizer)
     with pytest.raises(ValueError, match="`discriminator_optimizer` must be a Keras optimizer"):
         model.compile(discriminator_optimizer="no-such-optimizer")
+    with pytest.raises(ValueError, match="`optimizer` must be an optimizer without use_ema"):
+        model.compile(optimizer=keras.optimizers.Adam(use_ema=True))
+    assert not model.compiled  # refused before compiling
+    model.compile(optimizer="adam", discriminator_optimizer="adam")  # two optimizers of a name
+    assert model.optimizer is not model.discriminator_optimizer
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "float32"])
+def test_a_model_built_by_fit_and_mixed_precision_train_both_phases(policy):
+    """Keras builds ``optimizer`` on every trainable variable where fit builds the model (its
+    phase passes no gradient for the discriminator); Keras wraps it in a LossScaleOptimizer
+    under mixed_float16, and the discriminator's optimizer too."""
+    keras.config.set_dtype_policy(policy)
+    model = small_model()
+    x = binary_data()
+    if policy == "float32":  # an encoder without an input shape: built by fit
+        encoder = keras.Sequential([keras.layers.Dense(16, "relu"), keras.layers.Dense(2)])
+        model = AdversarialAE(encoder, model.decoder, seed=0)
+        assert not model.built
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    wrapped = policy == "mixed_float16"
+    assert isinstance(model.discriminator_optimizer, keras.optimizers.LossScaleOptimizer) is wrapped
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    discriminator = [to_numpy(v) for v in model.discriminator.weights]
+    history = model.fit(x, epochs=2, batch_size=32, verbose=0).history
+    assert all(np.all(np.isfinite(values)) for values in history.values())
+    if not wrapped:  # a loss-scaled step that overflows is skipped, and not counted
+        for optimizer in (model.optimizer, model.discriminator_optimizer):
+            assert int(to_numpy(optimizer.iterations)) == 9
+    assert all(np.all(np.isfinite(to_numpy(v))) for v in model.weights)
+    assert any(
+        not np.array_equal(before, to_numpy(after))
+        for before, after in zip(discriminator, model.discriminator.weights)
+    )
+    if not wrapped:  # the one-phase default trains such a model too
+        encoder = keras.Sequential([keras.layers.Dense(16, "relu"), keras.layers.Dense(2)])
+        ae = AE(encoder, model.decoder)
+        ae.compile(optimizer=keras.optimizers.Adam(0.01))
+        losses = ae.fit(x, epochs=3, batch_size=32, verbose=0).history["loss"]
+        assert losses[-1] < losses[0] and int(to_numpy(ae.optimizer.iterations)) == 9
 
 
 @pytest.mark.slow  # from PyTorch a TensorFlow process writes it

@@ -97,6 +97,17 @@ class PhasedTraining:
         ``compute_total_loss``. A model with several optimizers returns one phase per step."""
         return (TrainingPhase(self.optimizer, self.trainable_variables, self._total_loss_phase),)
 
+    def _phases_for_batch(self, x):
+        """`training_phases`, with the model (and every phase optimizer) built first from the
+        batch where it is not yet: Keras' TensorFlow loop builds a model whose encoder has no
+        input shape only when it traces the train step, and a phase lists its variables
+        before it runs."""
+        if not self.built:
+            first = x[0] if isinstance(x, (list, tuple)) else x
+            self.build((None, *first.shape[1:]))
+            build_phase_optimizers(self)
+        return self.training_phases()
+
     def _total_loss_phase(self, x, y, sample_weight):
         return self.compute_total_loss(x, y, sample_weight, training=True)
 
@@ -124,24 +135,25 @@ def extra_optimizer_variables(model) -> list:
 
 
 def build_phase_optimizers(model) -> None:
-    """Builds ``model.optimizer`` on every trainable variable (as Keras does), and every other
-    phase optimizer on the variables of the phases it steps (in the model's order), so each
-    has its state before a train function is made, a ``.keras`` file or a backup is loaded,
-    or Keras' JAX loop collects the state. Optimizers already built are left as they are."""
+    """Builds every phase optimizer on the variables of the phases it steps, in the model's
+    order (the default phase: ``model.optimizer`` on every trainable variable, as Keras builds
+    it), so each has its state before a train function is made, a ``.keras`` file or a backup
+    is loaded, or Keras' JAX loop collects the state. Optimizers already built are left as
+    they are (Keras builds ``model.optimizer`` on every trainable variable where the model is
+    built only by ``fit``: its phases then pass no gradient for the rest)."""
     if model.optimizer is None or not model.built:
         return
     trainable = model.trainable_variables
-    if not model.optimizer.built:
-        model.optimizer.build(trainable)
     order = {id(variable): index for index, variable in enumerate(trainable)}
     phases = model.training_phases()
-    for optimizer in phase_optimizers(model)[1:]:
+    for optimizer in phase_optimizers(model):
         if optimizer.built:
             continue
         stepped = {
             id(v): v for phase in phases if phase.optimizer is optimizer for v in phase.variables
         }
-        optimizer.build(sorted(stepped.values(), key=lambda v: order.get(id(v), len(order))))
+        variables = sorted(stepped.values(), key=lambda v: order.get(id(v), len(order)))
+        optimizer.build(variables or trainable)
 
 
 def merge_phase_results(results):

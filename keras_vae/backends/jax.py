@@ -7,6 +7,7 @@ metrics (also those of sublayers such as ``KLDivergenceRegularizer``) update.
 """
 
 import contextlib
+import warnings
 
 import jax
 import keras
@@ -160,7 +161,7 @@ class TrainStep(_shared.PhasedTraining):
         )
 
     def train_step(self, state, data):
-        phases = self.training_phases()
+        phases = self._phases_for_batch(self.unpack_data(data)[0])
         (first, *others) = phases
         if (
             not others
@@ -237,14 +238,22 @@ class TrainStep(_shared.PhasedTraining):
                 phase_loss, has_aux=True
             )(values, trainable, non_trainable, metrics_values)
             gradients = zero_unless_finite(terms["loss"], gradients)
-            mapping = list(zip(trainable_variables, trainable)) + list(
-                zip(phase.optimizer.variables, optimizer_values[slot])
-            )
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                phase.optimizer.apply(gradients, phase.variables)
-            for index, variable in zip(indices, phase.variables):
-                trainable[index] = scope.get_current_value(variable)
-            optimizer_values[slot] = _current(scope, phase.optimizer.variables)
+            # Keras' own stateless update, over the variables the optimizer was built on:
+            # None (skipped) for those this phase does not step.
+            stepped = dict(zip(indices, gradients))
+            built_on = [position[id(v)] for v in _keras_compat.optimizer_built_on(phase.optimizer)]
+            with warnings.catch_warnings():
+                # Keras skips a variable without a gradient, as it should here; its warning
+                # (written for a compile without a loss) would mislead.
+                warnings.filterwarnings("ignore", "Gradients do not exist for variables")
+                new_values, optimizer_values[slot] = phase.optimizer.stateless_apply(
+                    optimizer_values[slot],
+                    [stepped.get(index) for index in built_on],
+                    [trainable[index] for index in built_on],
+                )
+            for index, value in zip(built_on, new_values):
+                if index in stepped:
+                    trainable[index] = value
             results.append((outputs, terms))
         outputs, terms = _shared.merge_phase_results(results)
         mapping = list(zip(self.metrics_variables, metrics_values))

@@ -27,7 +27,7 @@ class TrainStep(_shared.PhasedTraining):
     def train_step(self, data):
         x, y, sample_weight = self.unpack_data(data)
         results = []
-        for phase in self.training_phases():  # unrolled when traced: one graph for all phases
+        for phase in self._phases_for_batch(x):  # unrolled when traced: one graph for all phases
             with tf.GradientTape() as tape:
                 outputs, terms = phase.loss(x, y, sample_weight)
                 # Per-replica mean over global batch / replicas: gradients sum across replicas.

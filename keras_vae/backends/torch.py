@@ -24,7 +24,7 @@ class TrainStep(_shared.PhasedTraining):
     def train_step(self, data):
         x, y, sample_weight = self.unpack_data(data)
         results = []
-        for phase in self.training_phases():
+        for phase in self._phases_for_batch(x):
             self.zero_grad()
             outputs, terms = phase.loss(x, y, sample_weight)
             loss = phase.optimizer.scale_loss(terms["loss"])

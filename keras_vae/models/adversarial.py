@@ -40,6 +40,26 @@ def _layer_losses(*layers):
     return [ops.cast(loss, "float32") for layer in layers for loss in layer.losses]
 
 
+def _resolve_optimizer(name, value):
+    """A Keras optimizer from an instance, name or config; without moving averages
+    (``use_ema``: Keras writes them into every trainable variable at the end of ``fit``, also
+    those the optimizer's phase does not step)."""
+    try:
+        optimizer = keras.optimizers.get(value)
+    except ValueError as error:
+        raise ValueError(
+            f"`{name}` must be a Keras optimizer, its name or its config; received {value!r} "
+            f"({error})"
+        ) from None
+    if getattr(getattr(optimizer, "inner_optimizer", optimizer), "use_ema", False):
+        raise ValueError(
+            f"`{name}` must be an optimizer without use_ema for an AdversarialAE (its moving "
+            "average would overwrite the variables the optimizer's phase does not step); "
+            "received one with use_ema=True."
+        )
+    return optimizer
+
+
 def _batch_mean(per_example, sample_weight=None):
     """The batch mean of ``(batch, 1)`` logit losses, weighted as `losses.reduce_over_batch`."""
     return vae_losses.reduce_over_batch(ops.reshape(per_example, (-1,)), sample_weight)
@@ -290,28 +310,23 @@ class AdversarialAE(BaseAutoencoder):
         discriminator and the encoder's adversarial step; ``None`` (default): a fresh
         optimizer with ``optimizer``'s configuration. It must not be ``optimizer`` itself.
         """
-        if discriminator_optimizer is not None:
-            if discriminator_optimizer is optimizer and not isinstance(optimizer, (str, dict)):
-                raise ValueError(
-                    "`discriminator_optimizer` must be another optimizer object than "
-                    "`optimizer` (each phase keeps its own state); received the same "
-                    f"{type(optimizer).__name__} for both."
-                )
-            try:
-                discriminator_optimizer = keras.optimizers.get(discriminator_optimizer)
-            except ValueError as error:
-                raise ValueError(
-                    "`discriminator_optimizer` must be a Keras optimizer, its name or its "
-                    f"config; received {discriminator_optimizer!r} ({error})"
-                ) from None
+        if discriminator_optimizer is optimizer and not isinstance(optimizer, (str, dict)):
+            raise ValueError(
+                "`discriminator_optimizer` must be another optimizer object than `optimizer` "
+                "(each phase keeps its own state); received the same "
+                f"{type(optimizer).__name__} for both."
+            )
+        optimizer = _resolve_optimizer("optimizer", optimizer)
+        if discriminator_optimizer is None:  # a fresh one with optimizer's configuration
+            discriminator_optimizer = optimizer.from_config(optimizer.get_config())
+        else:
+            discriminator_optimizer = _resolve_optimizer(
+                "discriminator_optimizer", discriminator_optimizer
+            )
         super().compile(
             optimizer=optimizer, loss=loss, steps_per_execution=steps_per_execution, **kwargs
         )
-        if discriminator_optimizer is None:
-            discriminator_optimizer = keras.optimizers.deserialize(
-                keras.optimizers.serialize(self.optimizer)
-            )
-        elif isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not isinstance(
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not isinstance(
             discriminator_optimizer, keras.optimizers.LossScaleOptimizer
         ):  # Keras wraps `optimizer` under a mixed_float16 policy: the same for this one
             discriminator_optimizer = keras.optimizers.LossScaleOptimizer(discriminator_optimizer)
@@ -339,9 +354,6 @@ class AdversarialAE(BaseAutoencoder):
 
             endpoints["generate"] = (generate, [self._serving_spec("eps")])
         return endpoints
-
-    def serving_layers(self) -> list:
-        return [self.encoder, self.decoder]
 
     # -------------------------------------------------------------------- config
     def get_config(self):
