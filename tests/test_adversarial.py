@@ -299,18 +299,19 @@ def _distance_to_prior(mean, std):
     reason="needs Debian's dataset-fashion-mnist",
 )
 def test_on_fashion_mnist_the_codes_follow_the_prior_and_a_plain_aes_do_not():
-    """4096 training images, 30 epochs of batches of 128 (960 steps), a 4-unit code; codes of
-    1000 test images. The learning rates decay (cosine from 2e-3 to 2 % of it): at a constant
+    """4096 training images, 30 epochs of batches of 64 (1920 steps), a 4-unit code; codes of
+    1000 test images. The learning rates decay (cosine from 1e-3 to 2 % of it): at a constant
     rate the codes' means keep swinging around the prior's, by up to about 1, as the encoder
-    and the discriminator chase each other (as in other GANs). Seeds 0-3 on TensorFlow: every
-    |mean| <= 0.14 and |std - 1| <= 0.22; the AE's codes are 10-20 from N(0, 1)."""
+    and the discriminator chase each other (as in other GANs). Seeds 0-5 on TensorFlow: every
+    |mean| <= 0.10 and |std - 1| <= 0.12 (half as many steps: |std - 1| up to 0.28); the AE's
+    codes are 10-20 from N(0, 1)."""
     x, _ = data.load_numpy("fashion_mnist", "train[:4096]", idx_dir=FASHION_MNIST, flatten=True)
     x_test, _ = data.load_numpy("fashion_mnist", "test[:1000]", idx_dir=FASHION_MNIST, flatten=True)
-    epochs, batch_size = 30, 128
+    epochs, batch_size = 30, 64
     steps = epochs * len(x) // batch_size
 
     def adam():
-        schedule = keras.optimizers.schedules.CosineDecay(2e-3, steps, alpha=0.02)
+        schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps, alpha=0.02)
         return keras.optimizers.Adam(schedule)
 
     moments = {}
@@ -329,4 +330,4 @@ def test_on_fashion_mnist_the_codes_follow_the_prior_and_a_plain_aes_do_not():
     assert np.all(np.abs(std - 1.0) < 0.3), std
     aae_distance = _distance_to_prior(*moments["aae"])
     ae_distance = _distance_to_prior(*moments["ae"])
-    assert aae_distance < 0.2 * ae_distance, (aae_distance, ae_distance)
+    assert aae_distance < 0.05 * ae_distance, (aae_distance, ae_distance)
