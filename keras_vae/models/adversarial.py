@@ -100,6 +100,12 @@ class AdversarialAE(BaseAutoencoder):
     ``optimizer``'s configuration, so ``compile(optimizer="adam")`` trains both phases with
     Adam. Both optimizers' states are saved in ``.keras`` files and weight backups.
 
+    As in any GAN, a constant learning rate does not settle the game: the codes' means keep
+    swinging around the prior's (by up to about 1 for a 4-unit code on Fashion-MNIST). A
+    decaying rate for both optimizers settles them (`keras.optimizers.schedules.CosineDecay`
+    to 2 % over 1920 steps: within 0.12 of N(0, I)'s mean and 0.17 of its standard deviation
+    per unit, ``tests/test_adversarial.py``).
+
     ``fit``, ``evaluate`` and validation log ``loss`` (the sum of the three terms, what the
     two phases minimise together), ``reconstruction_loss``, ``discriminator_loss`` and
     ``generator_loss``; ``evaluate`` computes them all without updating anything. `generate`
