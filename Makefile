@@ -11,7 +11,7 @@ TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore::DeprecationWarning
 BACKEND_TESTS := tests/test_layers.py tests/test_models.py tests/test_callbacks.py tests/test_inputs.py \
 	tests/test_safe_loading.py tests/test_model_contract.py tests/test_keras_compat.py \
 	tests/test_export_backends.py tests/test_likelihood.py tests/test_iwae.py tests/test_prior.py \
-	tests/test_contractive.py
+	tests/test_contractive.py tests/test_adversarial.py
 
 .PHONY: demo test test-tensorflow test-jax test-torch data venv bench bench-quick bench-steps bench-paired bench-contractive bench-likelihood quality saved-models lint clean
 
