@@ -336,18 +336,8 @@ def log_likelihood(
     >>> float(np.round(log_likelihood(encode, decode, x, num_samples=10)[0], 4))  # 3 log 0.5
     -2.0794
     """
-    log_px = log_px_function(likelihood, from_logits)
-    return estimate(
-        encode,
-        decode,
-        log_px,
-        x,
-        conditions,
-        prior,
-        num_samples,
-        batch_size,
-        seed,
-        max_rows=rows_for(decode),
+    return _estimate_for(
+        encode, decode, x, likelihood, from_logits, num_samples, batch_size, seed, conditions, prior
     )["log_likelihood"]
 
 
@@ -368,8 +358,18 @@ def elbo(
     The KL in closed form, the reconstruction term averaged over ``num_samples`` draws
     ``z_k ~ q(z | x)``; arguments as in `log_likelihood`.
     """
+    result = _estimate_for(
+        encode, decode, x, likelihood, from_logits, num_samples, batch_size, seed, conditions, prior
+    )
+    return result["expected_log_px"] - result["kl"]
+
+
+def _estimate_for(
+    encode, decode, x, likelihood, from_logits, num_samples, batch_size, seed, conditions, prior
+):
+    """`estimate` with the likelihood named as `log_likelihood` and `elbo` take it."""
     log_px = log_px_function(likelihood, from_logits)
-    result = estimate(
+    return estimate(
         encode,
         decode,
         log_px,
@@ -381,4 +381,3 @@ def elbo(
         seed,
         max_rows=rows_for(decode),
     )
-    return result["expected_log_px"] - result["kl"]
