@@ -62,7 +62,9 @@ class Settings:
     eval_size: int = 1000  # the first eval_size binarised test images score every row
     num_samples: int = 1000  # K of the importance-weighted estimate
     full_test: bool = True  # rows marked full_test are also scored on all 10,000 test images
-    checkpoints: tuple[int, ...] = (1, 2, 5)  # rows marked curve: NLL after these epochs too
+    # Rows marked curve: the NLL after these epochs too, trained on past `epochs` up to the
+    # last one (the equal-time comparison with the peers that take longer per epoch).
+    checkpoints: tuple[int, ...] = (1, 2, 5, 15, 20, 30)
     synthetic: bool = False  # random data of the right shapes instead of Fashion-MNIST
 
     def arguments(self) -> list[str]:
@@ -265,13 +267,16 @@ def build(row: Row):
     return model
 
 
-def train(row: Row, model, images, labels, epochs: int, after_epoch=None) -> dict:
+def train(
+    row: Row, model, images, labels, epochs: int, after_epoch=None, first_epoch: int = 0
+) -> dict:
     """Trains ``model`` for ``epochs`` on `epoch_data`, each implementation with its own loop.
 
     Keras models: one ``fit(..., epochs=1, shuffle=False)`` per epoch (the optimizer state
-    carries over); PyTorch's example: its own loop, given the epochs' data in their order.
-    ``after_epoch(epoch, train_seconds)`` runs between epochs, outside the timed span. The time
-    to draw the epochs' data is not counted.
+    carries over; ``first_epoch`` > 0 goes on training a model trained that far);
+    PyTorch's example: its own loop, given the epochs' data in their order.
+    ``after_epoch(epoch, seconds)`` runs between epochs, outside the timed span (``seconds``:
+    this call's training so far). The time to draw the epochs' data is not counted.
     """
     if row.impl == "pytorch_example":
         from benchmarks.peers import pytorch_example
@@ -297,7 +302,7 @@ def train(row: Row, model, images, labels, epochs: int, after_epoch=None) -> dic
     fit = {"batch_size": common.BATCH_SIZE, "epochs": 1, "shuffle": False, "verbose": 0}
     conditional = row.impl == "keras_vae" and model.conditional
     epoch_seconds = []
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         x, y = epoch_data(images, labels, epoch)
         x = shaped(x, row.arch)
         start = time.perf_counter()
@@ -479,10 +484,10 @@ def measure(row: Row, settings: Settings, backend: str) -> dict:
     model = build(row)
     curve = []
 
-    def checkpoint(epoch, seconds):
-        if row.curve and epoch in settings.checkpoints and epoch < settings.epochs:
+    def checkpoint(epoch, seconds, before=0.0):
+        if row.curve and epoch in settings.checkpoints and epoch != settings.epochs:
             log_px = log_likelihood(row, model, x_eval, y_eval, settings.num_samples)
-            curve.append([epoch, seconds, nll_summary(log_px)["nll"]])
+            curve.append([epoch, before + seconds, nll_summary(log_px)["nll"]])
 
     training = train(row, model, images, labels, settings.epochs, checkpoint)
     eval_start = time.perf_counter()
@@ -509,13 +514,21 @@ def measure(row: Row, settings: Settings, backend: str) -> dict:
         **training,
         **scores,
     }
-    if row.curve:
-        result["nll_curve"] = curve + [[settings.epochs, training["train_seconds"], scores["nll"]]]
     if row.full_test and settings.full_test and "nll" in scores:
         full = log_likelihood(row, model, x_test, y_test, settings.num_samples)
         result.update({f"full_test_{k}": v for k, v in nll_summary(full).items()})
         result["full_test_size"] = len(x_test)
     result["eval_seconds"] = time.perf_counter() - eval_start
+    if row.curve:  # then trained on past the row's epochs, for the equal-time comparison
+        curve.append([settings.epochs, training["train_seconds"], scores["nll"]])
+        longest = max(settings.checkpoints, default=0)
+        if longest > settings.epochs:
+            done = training["train_seconds"]
+            train(
+                row, model, images, labels, longest,
+                lambda epoch, seconds: checkpoint(epoch, seconds, done), settings.epochs,
+            )  # fmt: skip
+        result["nll_curve"] = sorted(curve)
     result["peak_rss_mb"] = common.peak_rss_mb()
     result["process_seconds"] = time.perf_counter() - started
     if "log_px" in result:  # per example, for paired comparisons of rows (0.01 nats)
@@ -735,7 +748,13 @@ def markdown(report: dict) -> str:
         "models' own `log_likelihood` / `elbo` / `active_units`, the peers through "
         "`keras_vae.likelihood` on encode/decode adapters that return the decoder's "
         "pre-sigmoid logits (their training is unchanged).",
-        f"- Wall time {report['wall_seconds'] / 60:.1f} min{_classifier_note(report)}; load: "
+        f"- Wall time {report['wall_seconds'] / 60:.1f} min{_classifier_note(report)}"
+        + (
+            f" (rows rerun with --update: {', '.join(report['updated_rows'])})"
+            if report.get("updated_rows")
+            else ""
+        )
+        + "; load: "
         "cores used by other processes just before each row (P: run with "
         "OMP_WAIT_POLICY=PASSIVE).",
         "",
@@ -788,6 +807,12 @@ def markdown(report: dict) -> str:
             )
             lines.append(f"- the classifier itself on the real test images: {per_class} (%)")
         lines.append(f"- classifier: {extra[0]['classifier']}")
+    curves = [row for row in rows if row.get("nll_curve")]
+    if curves:
+        lines += ["", "## NLL by training time (the equal-time comparison)", ""]
+        for row in curves:
+            points = ", ".join(f"{e} ({t:.0f} s): {nll:.2f}" for e, t, nll in row["nll_curve"])
+            lines.append(f"- {row['label']}, epochs (training seconds): NLL: {points}")
     codes = [row for row in rows if "code_std_mean" in row]
     if codes:
         lines += ["", "## Codes against the prior N(0, 1)", ""]
@@ -816,6 +841,7 @@ def write_report(
     started,
     folder=None,
     classifier=None,
+    updated=None,
 ) -> str:
     """Writes ``folder/<name>.md`` and ``.json`` (default `RESULTS`); returns the Markdown."""
     good = [r for r in rows if "nll" in r or "reconstruction_ce" in r]
@@ -839,6 +865,8 @@ def write_report(
         "classifier_preparation": classifier,
         "wall_seconds": time.perf_counter() - started,
     }
+    if updated:  # --update: the wall time is the rerun's
+        report["updated_rows"] = updated
     folder = Path(folder or RESULTS)
     folder.mkdir(parents=True, exist_ok=True)
     text = markdown(report)
@@ -862,6 +890,11 @@ def parse_args(argv=None):
     parser.add_argument("--no-full-test", action="store_true")
     parser.add_argument("--synthetic", action="store_true", help="random data, not Fashion-MNIST")
     parser.add_argument("--list", action="store_true", help="print the rows and exit")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rerun the --rows rows into the existing report (same settings), keeping the others",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--classifier", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -886,6 +919,26 @@ def settings_from(args) -> Settings:
     return dataclasses.replace(base, **changes)
 
 
+def previous_rows(path: Path, settings: Settings) -> list[dict]:
+    """The rows of an existing report, for ``--update``; refused if its settings differ (but
+    for the checkpoints)."""
+    report = json.loads(path.read_text())
+    wanted = json.loads(json.dumps(dataclasses.asdict(settings)))
+    same = ("checkpoints",)  # only the curve rows' extra points depend on them
+    if {k: v for k, v in report["settings"].items() if k not in same} != {
+        k: v for k, v in wanted.items() if k not in same
+    }:
+        raise SystemExit(f"--update: {path} was made with other settings: {report['settings']}")
+    return report["rows"]
+
+
+def merged(kept: list[dict], new: list[dict]) -> list[dict]:
+    """``kept`` with the rows of ``new`` replacing those of the same key, in `ROWS` order."""
+    by_key = {row["key"]: row for row in kept} | {row["key"]: row for row in new}
+    order = {row.key: index for index, row in enumerate(ROWS)}
+    return sorted(by_key.values(), key=lambda row: order.get(row["key"], len(order)))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     settings = settings_from(args)
@@ -908,15 +961,18 @@ def main(argv=None) -> int:
     classifier = prepare_classifier(rows, settings)
     if classifier is not None:
         print(f"reference classifier: {classifier}", flush=True)
+    kept = previous_rows(folder / f"{name}.json", settings) if args.update else []
+    updated = [row.key for row in rows] if args.update else None
     results = []
     for row in rows:
         row_start = time.perf_counter()
         result = run_row(row, settings)
         results.append(result)
-        write_report(name, mode, settings, results, started, folder, classifier)
+        results = merged(kept, results)
+        write_report(name, mode, settings, results, started, folder, classifier, updated)
         status = result.get("skipped") or result.get("error") or f"NLL {result.get('nll', '-')}"
         print(f"{row.key}: {status} ({time.perf_counter() - row_start:.0f} s)", flush=True)
-    print(write_report(name, mode, settings, results, started, folder, classifier))
+    print(write_report(name, mode, settings, results, started, folder, classifier, updated))
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -13,7 +13,7 @@ from benchmarks import quality
 from tests.conftest import BACKEND, ROOT
 
 TINY = quality.Settings(
-    epochs=2, train_size=256, eval_size=40, num_samples=5, full_test=False, checkpoints=(1,),
+    epochs=2, train_size=256, eval_size=40, num_samples=5, full_test=False, checkpoints=(1, 3),
     synthetic=True,
 )  # fmt: skip
 
@@ -76,8 +76,10 @@ def test_a_row_trains_and_is_scored_end_to_end(key, tmp_path):
     # log p(x) >= ELBO per example in expectation: over 40 images the means keep the order.
     assert result["nll"] <= result["neg_elbo"] + 1.0
     assert 0 <= result["active_units"] <= result["latent_dim"] == quality.LATENT_DIM
-    if key == "vae/mlp":  # the NLL curve: epoch 1, then the final epoch
-        assert [point[0] for point in result["nll_curve"]] == [1, 2]
+    if key == "vae/mlp":  # the NLL curve: epoch 1, the row's epochs, then trained on to 3
+        assert [point[0] for point in result["nll_curve"]] == [1, 2, 3]
+        assert result["nll_curve"][1][1:] == [result["train_seconds"], result["nll"]]
+        assert result["nll_curve"][2][1] > result["train_seconds"]
     if key.startswith("cvae"):
         accuracy = result["conditional_accuracy_per_class"]
         assert len(accuracy) == quality.NUM_CLASSES and 0 <= result["conditional_accuracy"] <= 1
@@ -107,3 +109,12 @@ def test_the_command_line_writes_the_report(tmp_path):
     (row,) = json.loads((tmp_path / "quality_quick.json").read_text())["rows"]
     assert row["key"] == "vae/mlp" and row["backend"] == "jax" and np.isfinite(row["nll"])
     assert "| keras_vae VAE, MLP 784-400-20 | jax |" in (tmp_path / "quality_quick.md").read_text()
+
+
+def test_update_replaces_rows_by_key_in_plan_order():
+    kept = [{"key": "vae/mlp", "nll": 1.0}, {"key": "keras_example/conv", "nll": 2.0}]
+    new = [{"key": "pytorch_example/mlp", "nll": 3.0}, {"key": "vae/mlp", "nll": 4.0}]
+    rows = quality.merged(kept, new)
+    assert [(r["key"], r["nll"]) for r in rows] == [
+        ("vae/mlp", 4.0), ("pytorch_example/mlp", 3.0), ("keras_example/conv", 2.0)
+    ]  # fmt: skip
