@@ -2,8 +2,9 @@
 
 Layers (`Sampling`, `KLDivergenceRegularizer`, `ClassMeanPrior`,
 `MaxPoolingWithArgmax2D`, `MaxUnpooling2D`, `SubPixelConv2DTranspose`) drop
-into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`, `ContractiveAE`,
-`AdversarialAE`) train with ``fit`` on the TensorFlow, JAX and PyTorch backends.
+into any Keras model; the models (`AE`, `DAE`, `VAE`, `CVAE`, `IWAE`, `ContractiveAE`,
+`AdversarialAE`) train with ``fit`` on the TensorFlow, JAX and PyTorch backends;
+`keras_vae.likelihood` estimates the log-likelihood of any encoder and decoder.
 
 The modules `keras_vae.callbacks`, `keras_vae.cli`, `keras_vae.data`, `keras_vae.evaluation`,
 `keras_vae.export`, `keras_vae.plotting` and `keras_vae.runs` are attributes
@@ -28,11 +29,8 @@ from keras_vae.layers import (
     Sampling,
     SubPixelConv2DTranspose,
 )
-from keras_vae.models import AE, CVAE, DAE, VAE
+from keras_vae.models import AE, CVAE, DAE, IWAE, VAE, AdversarialAE, ContractiveAE
 from keras_vae.models._inputs import InvalidInputError
-from keras_vae.models.adversarial import AdversarialAE
-from keras_vae.models.iwae import IWAE
-from keras_vae.models.contractive import ContractiveAE
 
 __version__ = "0.1.0"
 

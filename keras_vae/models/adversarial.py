@@ -344,23 +344,6 @@ class AdversarialAE(BaseAutoencoder):
         if self.built:
             build_phase_optimizers(self)
 
-    # ------------------------------------------------------------------- serving
-    def serving_endpoints(self, check_labels: bool = True) -> dict:
-        """`BaseAutoencoder.serving_endpoints` plus ``generate``: ``eps`` -> ``{"x"}``.
-
-        ``generate`` decodes the caller's prior draws ``eps`` (N(0, I) or U(-1, 1), as
-        `sample_prior` draws them), so a request gives the same answer every time.
-        """
-        endpoints = super().serving_endpoints(check_labels)
-        if "decode" in endpoints:
-            decode, _ = endpoints["decode"]
-
-            def generate(eps):
-                return decode(eps)
-
-            endpoints["generate"] = (generate, [self._serving_spec("eps")])
-        return endpoints
-
     # -------------------------------------------------------------------- config
     def get_config(self):
         return {

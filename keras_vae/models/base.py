@@ -613,7 +613,8 @@ class BaseAutoencoder(TrainStep, keras.Model, metaclass=_BuiltWhenConstructed):
         ``"serving_default"`` (``{"reconstruction"}``), then ``"encode"``
         (``{"code"}``, or ``{"z_mean", "z_log_var"}``) and ``"decode"``
         (``{"x"}``; absent where the decoder also needs the encoder's pooling
-        indices); a `VAE` adds ``"generate"``, and a `CVAE` takes ``labels``
+        indices); a ``generative`` model adds ``"generate"`` (``eps``, a prior draw ->
+        ``{"x"}``), and a `CVAE` takes ``labels``
         where it is conditioned. Nothing inside is random. With
         ``check_labels`` (the default) labels outside the classes are refused
         the backend's way (see `keras_vae.export`); ``False`` gives functions
@@ -651,6 +652,13 @@ class BaseAutoencoder(TrainStep, keras.Model, metaclass=_BuiltWhenConstructed):
         }
         if not self._decoder_needs_extras:
             endpoints["decode"] = (decode, [self._serving_spec("z")])
+            if self.generative:
+                # generate() decodes prior draws; served, it decodes the caller's draws `eps`
+                # (drawn outside the graph), so a request gives the same answer every time.
+                def generate(eps):
+                    return decode(eps)
+
+                endpoints["generate"] = (generate, [self._serving_spec("eps")])
         return endpoints
 
     def _serving_spec(self, name):

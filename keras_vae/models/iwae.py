@@ -130,4 +130,3 @@ class IWAE(VAE):
         for name in ("beta", "free_bits"):  # the bound has no KL weight
             config.pop(name)
         return {**config, "num_samples": self.num_samples}
-

@@ -289,23 +289,6 @@ class VAE(BaseAutoencoder):
         self._require_plain_decoder("generate()")
         return self.decode(standard_normal((n,) + self.latent_shape, seed), batch_size=batch_size)
 
-    def serving_endpoints(self, check_labels: bool = True) -> dict:
-        """`BaseAutoencoder.serving_endpoints` plus ``generate``: ``eps`` -> ``{"x"}``.
-
-        ``generate`` decodes the caller's standard-normal ``eps`` (the prior
-        N(0, I) drawn outside the graph), so a request gives the same answer
-        every time.
-        """
-        endpoints = super().serving_endpoints(check_labels)
-        if "decode" in endpoints:  # a decoder that takes a bare latent
-            decode, _ = endpoints["decode"]
-
-            def generate(eps):
-                return decode(eps)
-
-            endpoints["generate"] = (generate, [self._serving_spec("eps")])
-        return endpoints
-
     def get_config(self):
         return {
             **super().get_config(),
