@@ -296,6 +296,9 @@ def test_bad_data_is_refused_before_anything_runs(linear_model):
         vae.active_units(x[:1])
     with pytest.raises(InvalidInputError, match="takes no labels"):
         vae.log_likelihood(x, labels=np.zeros(len(x)))
+    tf = pytest.importorskip("tensorflow")
+    with pytest.raises(InvalidInputError, match="received a .*Dataset.*as_numpy_iterator"):
+        vae.log_likelihood(tf.data.Dataset.from_tensor_slices(x).batch(8))
 
 
 def test_models_without_a_likelihood_say_so():

@@ -46,6 +46,13 @@ def as_numpy(value: Any, name: str) -> np.ndarray:
         raise InvalidInputError(
             f"`{name}` must be an array; received {type(value).__name__}: {_short(value)}"
         )
+    if is_batched_source(value):
+        raise InvalidInputError(
+            f"`{name}` must be an array of whole examples; received a "
+            f"{type(value).__name__}, which this method does not draw batches from (fit, "
+            "evaluate and predict do). Collect it first, e.g. "
+            "np.concatenate([batch for batch in dataset.as_numpy_iterator()])."
+        )
     if isinstance(value, (list, tuple)) and value and _is_array_like(value[0]):
         raise InvalidInputError(
             f"`{name}` must be one array of shape (n, ...); received a {type(value).__name__} "
