@@ -237,6 +237,20 @@ def dump(result: dict, path: str | None):
         print(text)
 
 
+def installed_backends(backends=("tensorflow", "jax", "torch")) -> list[str]:
+    """The ``backends`` whose framework is installed; each missing one is named on stderr."""
+    import importlib.util
+    import sys
+
+    installed = []
+    for backend in backends:
+        if importlib.util.find_spec(backend) is None:
+            print(f"{backend}: not installed, skipped", file=sys.stderr)
+        else:
+            installed.append(backend)
+    return installed
+
+
 def run_module(module: str, backend: str, arguments: list[str], env: dict | None = None) -> dict:
     """``python -m module *arguments --out F`` in a fresh process on ``backend``: its JSON.
 

@@ -49,15 +49,11 @@ def table(results):
 
 def run_all(args):
     """One process per backend: a Keras backend is fixed per process."""
-    import importlib.util
 
     from benchmarks import common
 
     results = []
-    for backend in ("tensorflow", "jax", "torch"):
-        if importlib.util.find_spec(backend) is None:
-            print(f"{backend}: not installed, skipped", file=sys.stderr)
-            continue
+    for backend in common.installed_backends():
         arguments = ["--latent-dim", str(args.latent_dim), "--rounds", str(args.rounds)]
         arguments += ["--steps", str(args.steps)]
         results.append(common.run_module("benchmarks.contractive_cost", backend, arguments))

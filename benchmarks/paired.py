@@ -196,16 +196,12 @@ def rounds_table(results: list[dict]) -> str:
 
 def run_all(args) -> int:
     """One process per backend (a Keras backend is fixed per process); writes results/paired.*"""
-    import importlib.util
 
     from benchmarks import common
 
     started = time.perf_counter()
     results = []
-    for backend in ("tensorflow", "jax"):
-        if importlib.util.find_spec(backend) is None:
-            print(f"{backend}: not installed, skipped", file=sys.stderr)
-            continue
+    for backend in common.installed_backends(("tensorflow", "jax")):
         arguments = ["--rounds", str(args.rounds), "--warmup-steps", str(args.warmup_steps)]
         if args.train_size:
             arguments += ["--train-size", str(args.train_size)]

@@ -61,16 +61,12 @@ def table(results):
 
 def run_all(args):
     """One process per (backend, arch): a Keras backend is fixed per process."""
-    import importlib.util
     import sys
 
     from benchmarks import common
 
     results = []
-    for backend in ("tensorflow", "jax", "torch"):
-        if importlib.util.find_spec(backend) is None:
-            print(f"{backend}: not installed, skipped", file=sys.stderr)
-            continue
+    for backend in common.installed_backends():
         for arch in ("mlp", "conv"):
             arguments = ["--arch", arch, "--rounds", str(args.rounds)]
             if args.steps:
