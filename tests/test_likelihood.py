@@ -315,3 +315,26 @@ def test_memory_is_bounded_by_the_decoders_activations():
     rows = likelihood.rows_for(conv_decoder)
     assert rows * per_row <= likelihood.MEMORY_ELEMENTS < (rows + 1) * per_row
     assert likelihood.rows_for(lambda z: z) == likelihood.DEFAULT_ROWS
+
+
+def test_strangers_inputs_to_the_estimators():
+    vae = bernoulli_vae()
+    weights = [w.copy() for w in vae.get_weights()]
+    pixels = np.random.default_rng(1).integers(0, 256, (8, 12)).astype("uint8")
+    with pytest.raises(InvalidInputError, match="must be binary"):
+        vae.log_likelihood(pixels)  # 8-bit images are refused, not rescaled
+    binary = (pixels > 127).astype("uint8")  # 0/1 in uint8 is binary data
+    np.testing.assert_allclose(
+        vae.log_likelihood(binary, num_samples=20, seed=0),
+        vae.log_likelihood(binary.astype("float32"), num_samples=20, seed=0),
+    )
+    w, b = linear_gaussian(seed=3)
+    cvae = imperfect_cvae(w, b, np.zeros((CLASSES, LATENT)))
+    x = model_samples(w, b, 6, seed=5)
+    for bad in (np.array([0, 1, 2, 3, 0, 1]), np.array([0, 1, 2, -1, 0, 1])):
+        with pytest.raises(InvalidInputError, match=r"must lie in \[0, 3\)"):
+            cvae.log_likelihood(x, labels=bad)
+    with pytest.raises(InvalidInputError, match="whole class indices"):
+        cvae.elbo(x, labels=np.array([0, 1, 2, 0.5, 0, 1]))
+    for before, after in zip(weights, vae.get_weights()):
+        np.testing.assert_array_equal(before, after)
