@@ -197,6 +197,24 @@ def test_train_classifier_learns_synthetic_classes():
         evaluation.train_classifier(x * 255, labels, epochs=1)
 
 
+def test_train_classifier_learns_from_binarised_images_too():
+    x, labels = bars(400)
+    x_test, labels_test = bars(200, seed=1)
+    binary_test = (np.random.default_rng(2).random(x_test.shape) < x_test).astype("float32")
+    options = {"epochs": 5, "batch_size": 32, "seed": 0}
+    model = evaluation.train_classifier(x, labels, binarized_fraction=1.0, **options)
+    for images in (binary_test, x_test):  # trained on binary draws only, it reads both
+        accuracy = np.mean(np.argmax(model.predict(images, verbose=0), axis=-1) == labels_test)
+        assert accuracy > 0.9
+    again = evaluation.train_classifier(x, labels, binarized_fraction=1.0, **options)
+    np.testing.assert_allclose(again.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
+    grey = evaluation.train_classifier(x, labels, **options)  # the default: grey levels only
+    assert not np.allclose(grey.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(ValueError, match="`binarized_fraction` must be a number in"):
+            evaluation.train_classifier(x, labels, epochs=1, binarized_fraction=bad)
+
+
 def test_reference_classifier_is_cached_and_a_bad_cache_retrained(tmp_path):
     idx = write_fake_fashion_mnist(tmp_path / "idx")
     lines = []
@@ -205,23 +223,40 @@ def test_reference_classifier_is_cached_and_a_bad_cache_retrained(tmp_path):
     first = evaluation.reference_classifier("fashion_mnist", cache, report=lines.append, **options)
     path = cache / "fashion_mnist-28x28x1.keras"
     assert first.trained and first.path == path and path.is_file()
-    assert 0.0 <= first.test_accuracy <= 1.0
+    assert 0.0 <= first.test_accuracy <= 1.0 and 0.0 <= first.binarized_test_accuracy <= 1.0
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["train_split"] == "train[:300]" and meta["test_accuracy"] == first.test_accuracy
+    assert meta["binarized_fraction"] == evaluation.CLASSIFIER_BINARIZED_FRACTION
+    assert meta["binarized_test_accuracy"] == first.binarized_test_accuracy
 
     second = evaluation.reference_classifier("fashion_mnist", cache, **options)
     assert not second.trained and second.test_accuracy == first.test_accuracy
+    assert second.binarized_test_accuracy == first.binarized_test_accuracy
     images = bars(8, size=28)[0]
     np.testing.assert_allclose(second.predict(images), first.predict(images), rtol=1e-5, atol=1e-6)
 
     # Trained otherwise (another split in its record): not trusted.
     meta_path = path.with_suffix(".json")
-    recorded = ("test_accuracy", "train_seconds", "backend", "keras_version")
+    recorded = (
+        "test_accuracy", "binarized_test_accuracy", "train_seconds", "backend", "keras_version"
+    )  # fmt: skip
     wanted = {key: value for key, value in meta.items() if key not in recorded}
     assert evaluation._load_cached(path, meta_path, wanted, lines.append) is not None
-    other = {**wanted, "train_split": "train[:200]"}
-    assert evaluation._load_cached(path, meta_path, other, lines.append) is None
-    assert "trained otherwise" in lines[-1]
+    for change in ({"train_split": "train[:200]"}, {"binarized_fraction": 0.0}):
+        assert evaluation._load_cached(path, meta_path, {**wanted, **change}, lines.append) is None
+        assert "trained otherwise" in lines[-1]
+
+    # A classifier cached by an older keras_vae (format 1: grey levels only) is retrained.
+    old = {
+        k: v for k, v in meta.items() if k not in ("binarized_fraction", "binarized_test_accuracy")
+    }
+    meta_path.write_text(json.dumps({**old, "format": 1}))
+    before = len(lines)
+    retrained = evaluation.reference_classifier(
+        "fashion_mnist", cache, report=lines.append, **options
+    )
+    assert retrained.trained and any("trained otherwise" in line for line in lines[before:])
+    assert json.loads(meta_path.read_text())["format"] == evaluation._CLASSIFIER_FORMAT
 
     path.write_bytes(b"not a keras file")  # corrupt: retrained, never trusted
     again = evaluation.reference_classifier("fashion_mnist", cache, report=lines.append, **options)
