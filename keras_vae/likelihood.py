@@ -17,16 +17,18 @@ tensors of the current Keras backend (a `keras.Model`, or a torch module under t
 backend). The models' own ``log_likelihood`` / ``elbo`` methods call these functions.
 
 Computation: examples are taken ``batch_size`` at a time and each batch's ``K`` samples
-``sample_chunk`` at a time, so at most ``batch_size * sample_chunk`` decoder rows exist at
-once, whatever ``K`` is: by default at most 8,192 rows and at most `MEMORY_ELEMENTS`
-(2**26, 256 MB of float32) values of the decoder's activations, counted from its layers'
-output shapes (`rows_for`). The peak is then about that plus three arrays of the rows'
-data (25 MB each for 8,192 rows of 784 pixels). Each chunk's log-weights are reduced by a float32
-log-sum-exp inside one compiled function (`keras_vae.backends.inference_function`); the
-chunks' results are combined in float64. The noise is drawn by numpy from ``seed`` (one
-generator per estimate: for each batch of examples in turn, its ``(K, batch, latent_dim)``
-standard-normal draws, whatever ``sample_chunk``), so a seed gives the same estimate on
-TensorFlow, JAX and torch for the same ``batch_size``.
+``sample_chunk`` at a time, so at most ``batch_size * sample_chunk`` decoder rows exist at once,
+whatever ``K`` is: by default at most `default_rows` rows (8,192; 4,096 with torch on a CPU) and
+at most `MEMORY_ELEMENTS` (2**26, 256 MB of float32) values of the decoder's activations,
+counted from its layers' output shapes (`rows_for`). The peak is then about that plus three
+arrays of the rows' data (25 MB each for 8,192 rows of 784 pixels). Each chunk's float32
+log-weights, ``batch_size * sample_chunk`` numbers, come out of one compiled function
+(`keras_vae.backends.inference_function`; the Bernoulli log p(x | z) there is the backend's
+`keras_vae.backends.bernoulli_log_prob_sum` kernel), and the log-sum-exp over all ``K`` of them
+is taken in float64. The noise is drawn by numpy from ``seed`` (one generator per estimate: for
+each batch of examples in turn, its ``(K, batch, latent_dim)`` standard-normal draws, whatever
+``sample_chunk``), so a seed gives the same estimate on TensorFlow, JAX and torch for the same
+``batch_size``.
 """
 
 from __future__ import annotations
@@ -41,11 +43,9 @@ from keras import ops
 from keras_vae import backends
 from keras_vae import losses as vae_losses
 from keras_vae._config_checks import check_int, check_seed
+from keras_vae.backends import _shared
 
 _LOG_2PI = math.log(2.0 * math.pi)
-# Decoder rows per compiled call: large enough that the products run at the matmul speed of
-# the machine, small enough to bound memory (see the module docstring).
-DEFAULT_ROWS = 8192
 # Float32 values of decoder activations per compiled call, at most (256 MB).
 MEMORY_ELEMENTS = 2**26
 DEFAULT_BATCH_SIZE = 64
@@ -86,18 +86,15 @@ def log_px_function(likelihood, from_logits: bool = True) -> Callable:
     return lambda x, outputs: -nll(x, outputs)
 
 
-def _bernoulli_log_prob_elements(x, logits):
-    # -(max(l, 0) - l x + log1p(exp(-|l|))): softplus(l) - l x without softplus's guards.
-    return -(ops.maximum(logits, 0.0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits))))
-
-
 def _gaussian_log_prob_elements(x, means):
     return -0.5 * (ops.square(x - means) + _LOG_2PI)
 
 
-def _per_example(elements):
-    """``fn(x, outputs) -> (rows,)`` summing the float32 ``elements(x, outputs)``; the estimators
-    call ``fn.elements`` on broadcast shapes instead of repeating ``x`` for every sample."""
+def _per_example(elements, summed=None):
+    """``fn(x, outputs) -> (rows,)`` summing the float32 ``elements(x, outputs)``. `log_weights`
+    calls ``fn.elements`` on broadcast shapes instead of repeating ``x`` for every sample, or,
+    for inference, ``fn.summed(x, outputs)``: ``(batch, 1, pixels)`` and ``(batch, k, pixels)``
+    to ``(batch, k)``, where a backend has a faster kernel for the whole sum."""
 
     def log_px(x, outputs):
         return vae_losses.sum_per_example(
@@ -105,14 +102,15 @@ def _per_example(elements):
         )
 
     log_px.elements = elements
+    log_px.summed = summed
     return log_px
 
 
 # log p(x | z) summed per example, stable for any logit and equal to `keras_vae.losses`'
-# `softplus(l) - l x`. The estimators evaluate it on every pixel of every sample; in their
-# compiled chunks this form ran 2.8x faster than softplus on JAX (a guarded logaddexp there),
-# 2.3x on torch and the same on TensorFlow (2 CPU cores, 6,400 x 784 logits).
-bernoulli_log_prob = _per_example(_bernoulli_log_prob_elements)
+# `softplus(l) - l x`; for inference, each backend's kernel for the whole sum.
+bernoulli_log_prob = _per_example(
+    _shared.bernoulli_log_prob_elements, backends.bernoulli_log_prob_sum
+)
 gaussian_log_prob = _per_example(_gaussian_log_prob_elements)
 
 
@@ -129,7 +127,16 @@ def log_normal(z, mean=None, log_var=None):
 
 
 def log_weights(
-    x, z_mean, z_log_var, eps, decode, log_px, prior_mean=None, prior_log_var=None, conditions=()
+    x,
+    z_mean,
+    z_log_var,
+    eps,
+    decode,
+    log_px,
+    prior_mean=None,
+    prior_log_var=None,
+    conditions=(),
+    inference=False,
 ):
     """The importance log-weights of ``k`` samples per example, the core of both estimators.
 
@@ -138,7 +145,9 @@ def log_weights(
     and ``log p(x | z_k)``, float32 ``(batch, k)``, and the decoder outputs of the
     ``batch * k`` samples (example-major). The prior is ``N(prior_mean, exp(prior_log_var))``
     (``None``: 0 and 1); ``conditions`` (labels) are repeated for each sample. `IWAE` trains on
-    the log-mean-exp of ``log_w``; `log_likelihood` evaluates it.
+    the log-mean-exp of ``log_w``; `log_likelihood` evaluates it, with ``inference=True``:
+    no gradient will be taken, so ``log_px.summed`` (a backend kernel) may replace
+    ``log_px.elements``.
     """
     samples, latent = eps.shape[1], eps.shape[2]
     z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
@@ -147,8 +156,15 @@ def log_weights(
     repeated = [ops.repeat(c, samples, axis=0) for c in conditions]
     outputs = decode(ops.reshape(z, (-1, latent)), *repeated)
     elements = getattr(log_px, "elements", None)
+    summed = getattr(log_px, "summed", None) if inference else None
     if elements is None:  # a user's likelihood: per-row pairs
         log_px_z = ops.reshape(log_px(ops.repeat(x, samples, axis=0), outputs), (-1, samples))
+    elif summed is not None:  # pixels flattened: (batch, 1, pixels) against (batch, k, pixels)
+        pixels = math.prod(outputs.shape[1:])
+        log_px_z = summed(
+            ops.reshape(ops.cast(x, "float32"), (-1, 1, pixels)),
+            ops.reshape(ops.cast(outputs, "float32"), (-1, samples, pixels)),
+        )
     else:  # x broadcast against the samples, not copied
         data_shape = tuple(outputs.shape[1:])
         per_element = elements(
@@ -185,14 +201,33 @@ class _Estimator:
             )
 
         def chunk(x, z_mean, z_log_var, prior_mean, prior_log_var, eps, *conditions):
-            # Per example: the log-sum-exp of the chunk's log-weights, the sum of its log p(x|z).
+            # (batch, k) each: the log-weights and log p(x | z). Returned whole, not reduced
+            # here: a compiler that fuses both reductions into the logits' pass reads them
+            # twice (XLA did, 2x the chunk's time on JAX), and the sums are done in float64.
             log_w, log_px_z, _ = log_weights(
-                x, z_mean, z_log_var, eps, decode, log_px, prior_mean, prior_log_var, conditions
+                x,
+                z_mean,
+                z_log_var,
+                eps,
+                decode,
+                log_px,
+                prior_mean,
+                prior_log_var,
+                conditions,
+                inference=True,
             )
-            return ops.logsumexp(log_w, axis=1), ops.sum(log_px_z, axis=1)
+            return log_w, log_px_z
 
         self.posterior = backends.inference_function(posterior)
         self.chunk = backends.inference_function(chunk)
+
+
+def _logsumexp(values):
+    """log(sum(exp(values))) over axis 1, float64, stable (an all -inf row gives -inf)."""
+    top = values.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return top[:, 0] + np.log(np.exp(values - top).sum(axis=1))
 
 
 def _padded(array, size):
@@ -203,19 +238,27 @@ def _padded(array, size):
     return np.concatenate([array, pad])
 
 
+def default_rows() -> int:
+    """Decoder rows per compiled call, at most: large enough that the products run at the
+    machine's matmul speed, small enough to bound memory and (torch on a CPU) to keep the
+    passes over the decoder's outputs in its caches (`keras_vae.backends.inference_rows`)."""
+    return backends.inference_rows()
+
+
 def rows_for(decoder) -> int:
-    """Decoder rows per compiled call: `DEFAULT_ROWS`, fewer where the decoder's layers'
+    """Decoder rows per compiled call: `default_rows`, fewer where the decoder's layers'
     outputs for that many rows would exceed `MEMORY_ELEMENTS` values (a conv decoder: about
     1,600 rows for the Keras example's 28x28 network). Counts a functional decoder's layers;
-    for any other callable, `DEFAULT_ROWS`."""
+    for any other callable, `default_rows`."""
+    rows = default_rows()
     per_row = 0
     for layer in getattr(decoder, "layers", None) or []:
         try:
             shapes = [tensor.shape for tensor in keras.tree.flatten(layer.output)]
         except (AttributeError, ValueError):  # a layer never called symbolically
-            return DEFAULT_ROWS
+            return rows
         per_row += sum(math.prod(shape[1:]) for shape in shapes)
-    return max(1, min(DEFAULT_ROWS, MEMORY_ELEMENTS // max(per_row, 1)))
+    return max(1, min(rows, MEMORY_ELEMENTS // max(per_row, 1)))
 
 
 def check_num_samples(num_samples, name="num_samples"):
@@ -233,7 +276,7 @@ def estimate(
     batch_size: int | None = None,
     seed: int | None = None,
     sample_chunk: int | None = None,
-    max_rows: int = DEFAULT_ROWS,
+    max_rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The sampling pass both estimators share, over numpy ``x`` and ``conditions``.
 
@@ -242,7 +285,8 @@ def estimate(
     samples) and ``"kl"`` (closed-form KL(q(z | x) || p(z))), and ``"z_mean"``,
     ``"z_log_var"``, ``(n, latent_dim)``. ``prior(*conditions) -> (mean, log_var)`` (tensors
     or ``None``) or ``None`` for N(0, I). ``max_rows`` bounds the decoder rows per call
-    where ``sample_chunk`` is not given (`rows_for` of a keras decoder).
+    where ``sample_chunk`` is not given (`rows_for` of a keras decoder; default
+    `default_rows`).
     """
     num_samples = check_num_samples(num_samples)
     seed = check_seed("seed", seed)
@@ -253,6 +297,7 @@ def estimate(
         batch_size = DEFAULT_BATCH_SIZE
     batch_size = min(check_int("batch_size", batch_size, 1, 2**20), max(count, 1))
     rows = sample_chunk and check_int("sample_chunk", sample_chunk, 1, MAX_SAMPLES)
+    max_rows = default_rows() if max_rows is None else max_rows
     sample_chunk = min(num_samples, rows or max(1, max_rows // batch_size))
     estimator = _Estimator(encode, decode, log_px, prior, len(conditions))
     rng = np.random.default_rng(seed)
@@ -275,11 +320,14 @@ def estimate(
                 eps = rng.standard_normal((samples, real, latent), dtype=np.float32)
                 eps = np.ascontiguousarray(eps.transpose(1, 0, 2))
                 eps = ops.convert_to_tensor(_padded(eps, batch_size))
-                lse, sum_log_px = estimator.chunk(
-                    x_batch, z_mean, z_log_var, prior_mean, prior_log_var, eps, *c_batch
+                log_w, log_px_z = (
+                    ops.convert_to_numpy(t).astype("float64")
+                    for t in estimator.chunk(
+                        x_batch, z_mean, z_log_var, prior_mean, prior_log_var, eps, *c_batch
+                    )
                 )
-                total_lse = np.logaddexp(total_lse, ops.convert_to_numpy(lse).astype("float64"))
-                total_log_px += ops.convert_to_numpy(sum_log_px).astype("float64")
+                total_lse = np.logaddexp(total_lse, _logsumexp(log_w))
+                total_log_px += log_px_z.sum(axis=1)
             mean, lv = (
                 ops.convert_to_numpy(t).astype("float64")[:real] for t in (z_mean, z_log_var)
             )

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae import AE, CVAE, VAE, InvalidInputError, architectures, likelihood, losses
+from keras_vae import AE, CVAE, VAE, InvalidInputError, architectures, backends, likelihood, losses
+from keras_vae.backends import _shared
 
 DATA, LATENT, CLASSES = 4, 2, 3
 
@@ -243,6 +244,43 @@ def test_bernoulli_needs_binary_data_and_mse_is_no_density():
         mse.log_likelihood(x)
 
 
+@pytest.mark.parametrize("pixels", [1, 7, 17, 30, 784])
+def test_the_backends_bernoulli_kernel_is_the_per_pixel_sum(pixels):
+    """Every backend's kernel, and the shared grouped form, equal sum_d x l - softplus(l) in
+    float64, for grey x too and logits from -60 to 60 (where exp(-|l|) underflows 1 + e)."""
+    rng = np.random.default_rng(pixels)
+    logits = rng.normal(0.0, 6.0, (3, 5, pixels)).astype("float32")
+    logits[0, 0, :] = np.linspace(-60.0, 60.0, pixels)
+    x = rng.random((3, 1, pixels)).astype("float32")
+    x[1] = np.round(x[1])
+    expected = np.sum(x * logits - np.logaddexp(0.0, logits.astype("float64")), axis=-1)
+    for kernel in (backends.bernoulli_log_prob_sum, _shared.bernoulli_log_prob_sum):
+        got = keras.ops.convert_to_numpy(kernel(keras.ops.array(x), keras.ops.array(logits)))
+        assert got.shape == (3, 5)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    assert [_shared.bernoulli_group(n) for n in (1, 7, 17, 30, 784)] == [1, 7, 1, 15, 16]
+
+
+def test_the_inference_kernel_gives_the_training_log_weights():
+    """log_weights(inference=True), the estimators' path, equals the path IWAE trains on."""
+    vae = bernoulli_vae()
+    rng = np.random.default_rng(1)
+    x = (rng.random((4, 12)) > 0.5).astype("float32")
+    z_mean, z_log_var = (keras.ops.array(a) for a in vae.encode(x))
+    eps = keras.ops.array(rng.standard_normal((4, 6, 2)).astype("float32"))
+    log_px = likelihood.log_px_function("bernoulli")
+    assert log_px.summed is backends.bernoulli_log_prob_sum
+    outputs = [
+        likelihood.log_weights(keras.ops.array(x), z_mean, z_log_var, eps, vae.decoder, log_px,
+                               inference=inference)[:2]
+        for inference in (False, True)
+    ]  # fmt: skip
+    for trained, inferred in zip(*outputs):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(inferred), keras.ops.convert_to_numpy(trained), atol=1e-4
+        )
+
+
 @keras.saving.register_keras_serializable(package="test_likelihood")
 def unmarked_nll(x, outputs):
     return keras.ops.square(x - outputs)
@@ -310,11 +348,11 @@ def test_models_without_a_likelihood_say_so():
 def test_memory_is_bounded_by_the_decoders_activations():
     _, mlp_decoder = architectures.mlp((28, 28, 1), latent_dim=20, hidden_units=(400,))
     _, conv_decoder = architectures.conv((28, 28, 1), latent_dim=20)
-    assert likelihood.rows_for(mlp_decoder) == likelihood.DEFAULT_ROWS
+    assert likelihood.rows_for(mlp_decoder) == likelihood.default_rows()
     per_row = sum(math.prod(layer.output.shape[1:]) for layer in conv_decoder.layers)
     rows = likelihood.rows_for(conv_decoder)
     assert rows * per_row <= likelihood.MEMORY_ELEMENTS < (rows + 1) * per_row
-    assert likelihood.rows_for(lambda z: z) == likelihood.DEFAULT_ROWS
+    assert likelihood.rows_for(lambda z: z) == likelihood.default_rows()
 
 
 def test_strangers_inputs_to_the_estimators():

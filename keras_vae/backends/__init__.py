@@ -11,7 +11,10 @@ before training or loading; ``AUTO_STEPS_PER_EXECUTION`` and
 ``auto_steps_per_execution(model)``, the batches per compiled call that
 ``compile(steps_per_execution="auto")`` runs; ``no_grad()``, the
 context for inference outside ``fit``; ``inference_function(fn)``, ``fn`` compiled for the
-likelihood estimators' repeated same-shaped calls; ``native_conv_transpose_is_slow()``,
+likelihood estimators' repeated same-shaped calls, and
+``bernoulli_log_prob_sum(x, logits)``, their kernel for Bernoulli log p(x | z) per sample,
+and ``inference_rows()``, their decoder rows per call;
+``native_conv_transpose_is_slow()``,
 which tells `keras_vae.layers.SubPixelConv2DTranspose` to use its rewrite;
 ``random_normal`` / ``random_uniform``, the noise of
 `keras_vae.layers.Sampling` and the DAE (distinct on every replica of a ``tf.distribute``
@@ -57,6 +60,8 @@ checked_labels = _impl.checked_labels
 native_conv_transpose_is_slow = _impl.native_conv_transpose_is_slow
 datasets_must_keep_their_batch_size = _impl.datasets_must_keep_their_batch_size
 inference_function = _impl.inference_function
+bernoulli_log_prob_sum = _impl.bernoulli_log_prob_sum
+inference_rows = _impl.inference_rows
 no_grad = _impl.no_grad
 random_normal = _impl.random_normal
 random_uniform = _impl.random_uniform
@@ -69,10 +74,12 @@ __all__ = [
     "TrainingPhase",
     "build_phase_optimizers",
     "auto_steps_per_execution",
+    "bernoulli_log_prob_sum",
     "checked_labels",
     "datasets_must_keep_their_batch_size",
     "export_saved_model",
     "inference_function",
+    "inference_rows",
     "native_conv_transpose_is_slow",
     "no_grad",
     "random_normal",

@@ -38,6 +38,52 @@ def zero_unless_finite(loss, gradients):
     ]
 
 
+# Decoder rows per compiled call of the likelihood estimators. MLP 784-400-20, K=1000 on 1,000
+# images, 2 CPU cores, GFLOP/s at 2,048 / 4,096 / 8,192 rows: TensorFlow 222 / 220 / 243 (each
+# call of its graph has a fixed cost), JAX 261 / 256 / 265; torch: see its module.
+INFERENCE_ROWS = 8192
+
+
+def inference_rows() -> int:
+    """Decoder rows per call of the likelihood estimators, at most."""
+    return INFERENCE_ROWS
+
+
+# Factors 1 + exp(-|l|) in (1, 2] multiplied per group before one log: 2**16 at most, far from
+# float32's 2**128, and rounding adds about 6e-8 nats per pixel, as a log per pixel would.
+BERNOULLI_GROUP = 16
+
+
+def bernoulli_group(pixels: int) -> int:
+    """The largest divisor of ``pixels`` up to `BERNOULLI_GROUP` (1 for a large prime)."""
+    return max(g for g in range(1, min(BERNOULLI_GROUP, pixels) + 1) if pixels % g == 0)
+
+
+def bernoulli_log_prob_elements(x, logits):
+    """``x l - softplus(l)`` per pixel, as ``-(max(l, 0) - l x + log1p(exp(-|l|)))``: stable for
+    any logit, without softplus's guards (2.8x faster than softplus under JAX, 2.3x under
+    torch, the same under TensorFlow, on 6,400 x 784 logits and 2 CPU cores)."""
+    return -(ops.maximum(logits, 0.0) - logits * x + ops.log1p(ops.exp(-ops.abs(logits))))
+
+
+def bernoulli_log_prob_sum(x, logits):
+    """``sum_d x_d l_d - softplus(l_d)``: log p(x | z) of Bernoulli logits, per sample.
+
+    ``x`` is ``(batch, 1, pixels)`` and ``logits`` ``(batch, samples, pixels)``, float32;
+    returns ``(batch, samples)``. The estimators' inference kernel (no gradient is taken):
+    ``softplus(l) = max(l, 0) + log(1 + exp(-|l|))``, whose logs are taken once per
+    `bernoulli_group` pixels as the log of a product, and ``sum_d x_d l_d`` as a batched
+    matrix product. TensorFlow runs it under XLA, 2.8x faster than `bernoulli_log_prob_elements`
+    op by op (8,192 x 784 logits, 2 CPU cores); JAX and torch have faster forms of their own.
+    """
+    batch, samples, pixels = logits.shape
+    group = bernoulli_group(pixels)
+    factors = ops.reshape(1.0 + ops.exp(-ops.abs(logits)), (batch, samples, pixels // group, group))
+    log_terms = ops.sum(ops.log(ops.prod(factors, axis=-1)), axis=-1)
+    x_dot_l = ops.squeeze(ops.matmul(logits, ops.swapaxes(x, 1, 2)), axis=-1)
+    return x_dot_l - ops.sum(ops.maximum(logits, 0.0), axis=-1) - log_terms
+
+
 def random_normal(shape, seed_generator, dtype="float32"):
     """Standard-normal noise from ``seed_generator`` (JAX and torch: `keras.random.normal`).
 

@@ -65,6 +65,24 @@ def inference_function(fn):
     return run
 
 
+def inference_rows():
+    """Decoder rows per call of the likelihood estimators: half of `_shared.INFERENCE_ROWS` on
+    a CPU, where eager torch passes over the logits once per operation and 4,096 rows of 784
+    (13 MB) stay in the caches between passes (MLP 784-400-20, K=1000, 2 cores: 1,024 / 2,048 /
+    4,096 / 8,192 rows give 131 / 134 / 137 / 100 GFLOP/s); all of it where Keras puts the
+    tensors on CUDA (not measured here)."""
+    return _shared.INFERENCE_ROWS // (1 if torch.cuda.is_available() else 2)
+
+
+def bernoulli_log_prob_sum(x, logits):
+    """`_shared.bernoulli_log_prob_sum` as eager torch runs it fastest: one softplus kernel and
+    a batched product for ``sum_d x_d l_d`` (8,192 x 784 logits on 2 cores: 2.3x faster than
+    the shared grouped form and 4.9x faster than `_shared.bernoulli_log_prob_elements`, op by
+    op)."""
+    x_dot_l = torch.matmul(logits, x.transpose(1, 2)).squeeze(-1)
+    return x_dot_l - torch.nn.functional.softplus(logits).sum(-1)
+
+
 def native_conv_transpose_is_slow():
     return False
 

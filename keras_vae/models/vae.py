@@ -185,9 +185,9 @@ class VAE(BaseAutoencoder):
 
         Memory stays bounded for any ``K``: ``batch_size`` examples (default 64) times up to
         ``rows // batch_size`` samples are decoded per compiled call, where ``rows`` is 8,192
-        or fewer, so that the decoder's activations hold at most 2**26 float32 values (256 MB;
-        `keras_vae.likelihood.rows_for`); the peak adds three float32 arrays of the rows'
-        data (25 MB for 8,192 images of 28x28). The noise comes from numpy with ``seed``: the
+        (4,096 with torch on a CPU) or fewer, so that the decoder's activations hold at
+        most 2**26 float32 values (256 MB; `keras_vae.likelihood.rows_for`); the peak adds
+        three float32 arrays of the rows' data (25 MB for 8,192 images of 28x28). The noise comes from numpy with ``seed``: the
         same seed and ``batch_size`` give the same estimate on every backend (to float32
         rounding). See `keras_vae.likelihood`.
 
