@@ -75,7 +75,7 @@ def test_a_row_trains_and_is_scored_end_to_end(key, tmp_path):
     assert np.isfinite(result["nll"]) and result["nll"] > 0 and result["nll_sem"] > 0
     # log p(x) >= ELBO per example in expectation: over 40 images the means keep the order.
     assert result["nll"] <= result["neg_elbo"] + 1.0
-    assert 0 <= result["active_units"] <= result["latent_dim"] == quality.LATENT_DIM
+    assert 0 <= result["active_units"] <= result["latent_dim"] == row.latent_dim
     if key == "vae/mlp":  # the NLL curve: epoch 1, the row's epochs, then trained on to 3
         assert [point[0] for point in result["nll_curve"]] == [1, 2, 3]
         assert result["nll_curve"][1][1:] == [result["train_seconds"], result["nll"]]
@@ -83,8 +83,26 @@ def test_a_row_trains_and_is_scored_end_to_end(key, tmp_path):
     if key.startswith("cvae"):
         accuracy = result["conditional_accuracy_per_class"]
         assert len(accuracy) == quality.NUM_CLASSES and 0 <= result["conditional_accuracy"] <= 1
+        for images in ("real", "binarized"):  # the classifier's own, beside
+            assert len(result[f"classifier_{images}_accuracy_per_class"]) == quality.NUM_CLASSES
     text = quality.write_report("tiny", "quick", TINY, [result], 0.0, tmp_path)
     assert row.label in text and json.loads((tmp_path / "tiny.json").read_text())["rows"]
+
+
+@pytest.mark.parametrize("key", ["cvae-prior/mlp", "cvae-decoder/mlp"])
+def test_the_cvae_rows_build_the_networks_they_name(key):
+    row = _row(key)
+    model = quality.build(row)
+    decoder_conditioned = dict(row.options).get("condition_decoder", False)
+    assert model.condition_decoder is decoder_conditioned
+    assert model.condition_encoder is dict(row.options).get("condition_encoder", False)
+    widths = [layer.units for layer in model.encoder.layers if hasattr(layer, "units")]
+    assert widths == [*row.hidden_units, row.latent_dim, row.latent_dim]
+    z = np.zeros((2, row.latent_dim), "float32")
+    labels = np.array([0, 5])
+    assert model.decode(z, labels).shape == (2, 784)
+    # the one-hot label goes in wherever the row says (the input widths)
+    assert model.encoder.inputs[-1].shape[-1] == (10 if model.condition_encoder else 784)
 
 
 def test_the_keras_peers_are_scored_from_their_pre_sigmoid_logits():
