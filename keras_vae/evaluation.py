@@ -52,6 +52,7 @@ import keras
 import numpy as np
 
 from keras_vae import data
+from keras_vae._config_checks import check_float
 from keras_vae.models import _inputs
 from keras_vae.models._inputs import InvalidInputError
 
@@ -493,7 +494,7 @@ def train_classifier(
     _inputs.check_finite_range(x, "x", unit_interval=True, what="the reference classifier")
     num_classes = int(num_classes or labels.max() + 1)
     epochs = _positive_int(epochs, "epochs")
-    binarized_fraction = _fraction(binarized_fraction, "binarized_fraction")
+    binarized_fraction = check_float("binarized_fraction", binarized_fraction, 0.0, 1.0)
     model = _build_classifier(tuple(x.shape[1:]), num_classes, seed)
     steps = epochs * math.ceil(len(x) / batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
@@ -512,15 +513,6 @@ def train_classifier(
             images = np.where(chosen.reshape(-1, *[1] * (images.ndim - 1)), draws, images)
         model.fit(images, labels[order], batch_size=batch_size, epochs=1, verbose=0)
     return model
-
-
-def _fraction(value, name: str) -> float:
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    )
-    if not number or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"`{name}` must be a number in [0, 1]; received {value!r}.")
-    return float(value)
 
 
 def _classifier_key(dataset: str, image_shape: tuple) -> str:
@@ -597,7 +589,7 @@ def reference_classifier(
     epochs = CLASSIFIER_EPOCHS if epochs is None else epochs
     if binarized_fraction is None:
         binarized_fraction = CLASSIFIER_BINARIZED_FRACTION
-    binarized_fraction = _fraction(binarized_fraction, "binarized_fraction")
+    binarized_fraction = check_float("binarized_fraction", binarized_fraction, 0.0, 1.0)
     where = {"data_dir": data_dir, "idx_dir": idx_dir, "download": download}
     info = data.info(dataset, data_dir=data_dir, idx_dir=idx_dir)
     if not info.num_classes:

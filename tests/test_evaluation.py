@@ -210,8 +210,10 @@ def test_train_classifier_learns_from_binarised_images_too():
     np.testing.assert_allclose(again.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
     grey = evaluation.train_classifier(x, labels, **options)  # the default: grey levels only
     assert not np.allclose(grey.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
-    for bad in (-0.1, 1.5, "half", True):
-        with pytest.raises(ValueError, match="`binarized_fraction` must be a number in"):
+    for bad in (-0.1, 1.5, "half", True, float("nan")):
+        with pytest.raises(
+            ValueError, match=r"`binarized_fraction` must be a finite float in \[0.0, 1.0\]"
+        ):
             evaluation.train_classifier(x, labels, epochs=1, binarized_fraction=bad)
 
 
