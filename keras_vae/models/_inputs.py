@@ -187,6 +187,30 @@ def check_binary(array: np.ndarray, name: str, method: str) -> None:
         )
 
 
+def check_class_indices(labels: np.ndarray, name: str, num_classes: int | None) -> np.ndarray:
+    """1-D numeric ``labels`` as int32 class indices: finite whole numbers (floats only when
+    they hold whole numbers) in ``[0, num_classes)``, or ``>= 0`` where ``num_classes`` is
+    `None`. Raises `InvalidInputError` naming ``name``; nothing is truncated or wrapped."""
+    if labels.size:
+        low, high = check_finite_range(labels, name)
+        if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+            bad = int(np.argmax(np.mod(labels, 1) != 0))
+            raise InvalidInputError(
+                f"`{name}` must be whole class indices; received {labels[bad].item()!r} at "
+                f"index {bad} (dtype {labels.dtype})."
+            )
+        if num_classes is None and low < 0:
+            raise InvalidInputError(
+                f"`{name}` must be class indices >= 0; received values from {low} to {high}."
+            )
+        if num_classes is not None and (low < 0 or high >= num_classes):
+            raise InvalidInputError(
+                f"`{name}` must lie in [0, {num_classes}) (num_classes={num_classes}); "
+                f"received values from {low} to {high}."
+            )
+    return labels.astype("int32")
+
+
 def check_sample_weight(value: Any, count: int, name: str = "sample_weight") -> np.ndarray:
     array = as_numpy(value, name)
     check_numeric(array, name)

@@ -238,20 +238,7 @@ class CVAE(VAE):
                     f"`{name}` must have shape (n,), (n, 1) or (n, {self.num_classes}) "
                     f"(one-hot); received shape {labels.shape}."
                 )
-            if labels.size:
-                low, high = _inputs.check_finite_range(labels, name)
-                if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
-                    bad = int(np.argmax(np.mod(labels, 1) != 0))
-                    raise InvalidInputError(
-                        f"`{name}` must be whole class indices; received {labels[bad].item()!r} at "
-                        f"index {bad} (dtype {labels.dtype})."
-                    )
-                if low < 0 or high >= self.num_classes:
-                    raise InvalidInputError(
-                        f"`{name}` must lie in [0, {self.num_classes}) (num_classes="
-                        f"{self.num_classes}); received values from {low} to {high}."
-                    )
-            labels = labels.astype("int32")
+            labels = _inputs.check_class_indices(labels, name, self.num_classes)
         if count is not None and len(labels) != count:
             raise InvalidInputError(
                 f"`{name}` must have one label per example ({count}); received {len(labels)}."
