@@ -52,7 +52,7 @@ import keras
 import numpy as np
 
 from keras_vae import data
-from keras_vae._config_checks import check_float
+from keras_vae._config_checks import check_float, check_int
 from keras_vae.models import _inputs
 from keras_vae.models._inputs import InvalidInputError
 
@@ -83,6 +83,7 @@ CLASSIFIER_BINARIZED_FRACTION = 0.25
 CLASSIFIER_SPLIT = "train"
 # Bump when the classifier's architecture or training changes. 2: binarised training images.
 _CLASSIFIER_FORMAT = 2
+MAX_CLASSES = 100_000  # the classifier's last layer: refused beyond, not allocated
 _MAX_PSNR_DB = 100.0  # a perfect reconstruction: MSE floored at 1e-10
 
 
@@ -484,15 +485,29 @@ def train_classifier(
     Returns:
         The compiled Keras classifier, ``images -> class probabilities``.
     """
-    x = _inputs.as_numpy(x, "x").astype("float32", copy=False)
-    labels = np.asarray(labels).astype("int32").reshape(-1)
+    x = _inputs.as_numpy(x, "x")
+    _inputs.check_numeric(x, "x")
+    x = x.astype("float32", copy=False)
+    labels = _inputs.as_numpy(labels, "labels")
+    _inputs.check_numeric(labels, "labels")
+    labels = labels.reshape(-1)
     if x.ndim != 4 or len(labels) != len(x):
         raise InvalidInputError(
             f"train_classifier needs images (n, H, W, C) and one label each; received x of "
             f"shape {x.shape} and labels of shape {labels.shape}."
         )
+    _inputs.check_not_empty(x, "x")
     _inputs.check_finite_range(x, "x", unit_interval=True, what="the reference classifier")
-    num_classes = int(num_classes or labels.max() + 1)
+    if num_classes is not None:
+        num_classes = check_int("num_classes", num_classes, 1, MAX_CLASSES)
+    labels = _inputs.check_class_indices(labels, "labels", num_classes)
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1
+        if num_classes > MAX_CLASSES:
+            raise InvalidInputError(
+                f"`labels` go up to {num_classes - 1}; the classifier has at most "
+                f"{MAX_CLASSES} classes (class indices from 0)."
+            )
     epochs = _positive_int(epochs, "epochs")
     binarized_fraction = check_float("binarized_fraction", binarized_fraction, 0.0, 1.0)
     model = _build_classifier(tuple(x.shape[1:]), num_classes, seed)

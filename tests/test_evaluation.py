@@ -197,6 +197,35 @@ def test_train_classifier_learns_synthetic_classes():
         evaluation.train_classifier(x * 255, labels, epochs=1)
 
 
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda x, y: ((x * 255).astype("uint8"), y), r"`x` must hold values in \[0, 1\]"),
+        (lambda x, y: (np.where(x > 0.85, np.nan, x), y), "`x` must hold finite numbers"),
+        (lambda x, y: (x[:0], y[:0]), "`x` is empty"),
+        (lambda x, y: (x, y[:-1]), "one label each"),
+        (lambda x, y: (x, y - 1), r"`labels` must be class indices >= 0; .* from -1"),
+        (lambda x, y: (x, y + 0.5), r"`labels` must be whole class indices; received 0\.5"),
+        (lambda x, y: (x, np.where(y == 0, np.nan, y)), "`labels` must hold finite numbers"),
+        (lambda x, y: (x, y.astype(str)), "`labels` must hold numbers"),
+        (lambda x, y: (x, y + 10**6), r"`labels` go up to 1000009; .* at most 100000 classes"),
+    ],
+    ids=["uint8", "nan x", "empty", "short labels", "label -1", "label 0.5", "nan label",
+         "string labels", "huge label"],
+)  # fmt: skip
+def test_train_classifier_refuses_a_strangers_input_before_training(change, match):
+    """Nothing is rescaled, truncated or wrapped: each bad input is refused by name before a
+    network is built, and the caller's arrays are left as they were."""
+    x, labels = change(*bars(40))
+    before = (x.copy(), labels.copy())
+    with pytest.raises(InvalidInputError, match=match):
+        evaluation.train_classifier(x, labels, epochs=1)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(labels, before[1])
+    with pytest.raises(InvalidInputError, match=r"`labels` must lie in \[0, 3\) \(num_classes=3\)"):
+        evaluation.train_classifier(*bars(40), num_classes=3, epochs=1)
+
+
 def test_train_classifier_learns_from_binarised_images_too():
     x, labels = bars(400)
     x_test, labels_test = bars(200, seed=1)
